@@ -1,0 +1,255 @@
+// The pybind11 surface of the engine. It trusts nothing: every array is
+// checked for type, dtype, shape, contiguity and finite values here, so the
+// kernels only ever see what they were written for, whoever calls them.
+// The GIL is released around every kernel; a network refuses a second caller
+// while a call is in flight.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <string>
+
+#include "core/errors.hpp"
+#include "core/network.hpp"
+#include "core/philox.hpp"
+#include "cpu/blas.hpp"
+
+namespace py = pybind11;
+using namespace fusedae;
+
+namespace {
+
+py::dtype numpy_dtype(DType t) {
+  return t == DType::Float32 ? py::dtype::of<float>() : py::dtype::of<double>();
+}
+
+template <class T> bool all_finite(const T* p, std::int64_t n) {
+  // Sum-free scan: x - x is 0 for finite x and NaN otherwise.
+  T acc = 0;
+  for (std::int64_t i = 0; i < n; ++i) acc += p[i] - p[i];
+  return acc == T(0);
+}
+
+// Returns the validated array; `cols` < 0 accepts any width.
+py::array checked_matrix(const py::handle& obj, const char* name, DType dt, std::int64_t cols,
+                         bool require_finite = true) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(numpy_dtype(dt)))
+    throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dt) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 2)
+    throw InvalidArgument(std::string(name) + ": expected a 2-D array, got " +
+                          std::to_string(a.ndim()) + "-D");
+  using api = py::detail::npy_api;
+  if (!(a.flags() & api::NPY_ARRAY_C_CONTIGUOUS_) || !(a.flags() & api::NPY_ARRAY_ALIGNED_))
+    throw InvalidArgument(std::string(name) + ": expected a C-contiguous, aligned array");
+  const std::int64_t rows = a.shape(0), c = a.shape(1);
+  if (rows < 1) throw InvalidArgument(std::string(name) + ": expected at least one row");
+  if (rows > std::numeric_limits<int>::max())
+    throw InvalidArgument(std::string(name) + ": more than 2^31-1 rows");
+  if (cols >= 0 && c != cols)
+    throw InvalidArgument(std::string(name) + ": expected " + std::to_string(cols) +
+                          " columns, got " + std::to_string(c));
+  if (require_finite) {
+    const bool ok = dt == DType::Float32
+                        ? all_finite(static_cast<const float*>(a.data()), a.size())
+                        : all_finite(static_cast<const double*>(a.data()), a.size());
+    if (!ok) throw InvalidArgument(std::string(name) + ": contains NaN or infinity");
+  }
+  return a;
+}
+
+DType parse_dtype(const std::string& s) {
+  if (s == "float32") return DType::Float32;
+  if (s == "float64") return DType::Float64;
+  throw InvalidArgument("dtype: expected 'float32' or 'float64', got '" + s + "'");
+}
+
+// One call at a time per network; the GIL is dropped while it runs.
+struct Guard {
+  std::unique_lock<std::mutex> lock;
+  explicit Guard(Network& net) : lock(net.mutex(), std::try_to_lock) {
+    if (!lock.owns_lock())
+      throw Busy("this network is being used by another thread; a model trains from one thread "
+                 "at a time");
+  }
+};
+
+py::array param_view(py::object self, void* data, std::int64_t n, DType dt, bool writeable) {
+  py::array a(numpy_dtype(dt), {n}, {static_cast<std::int64_t>(dtype_size(dt))}, data, self);
+  if (!writeable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_engine, m) {
+  m.doc() = "fusedae's compiled engine: fused dense training steps (CPU).";
+
+  m.def("load_blas", &blas::load, py::arg("path"),
+        "Open the BLAS shared library at `path` (scipy-openblas32's).");
+  m.def("blas_loaded", &blas::loaded);
+  m.def("blas_corename", &blas::corename, "The kernel family OpenBLAS chose for this CPU.");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw InvalidArgument("n_threads: expected an integer >= 1");
+    blas::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &blas::get_num_threads);
+  m.def("supported_isas", &supported_cpu_isas, "Kernel variants this CPU runs, best first.");
+
+  m.def("philox4x32", [](py::array_t<std::uint32_t, py::array::c_style | py::array::forcecast> ctr,
+                         std::uint64_t seed) {
+    if (ctr.ndim() != 2 || ctr.shape(1) != 4)
+      throw InvalidArgument("counter: expected shape (n, 4)");
+    py::array_t<std::uint32_t> out({ctr.shape(0), py::ssize_t(4)});
+    auto in = ctr.unchecked<2>();
+    auto o = out.mutable_unchecked<2>();
+    for (py::ssize_t i = 0; i < ctr.shape(0); ++i) {
+      philox::U4 c{{in(i, 0), in(i, 1), in(i, 2), in(i, 3)}};
+      const philox::U4 r = philox::philox4x32_10(c, static_cast<std::uint32_t>(seed),
+                                                 static_cast<std::uint32_t>(seed >> 32));
+      for (int k = 0; k < 4; ++k) o(i, k) = r.v[k];
+    }
+    return out;
+  }, py::arg("counter"), py::arg("seed"),
+     "Philox4x32-10 of each counter row under key (seed low 32, seed high 32).");
+
+  py::class_<Network>(m, "Network")
+      .def(py::init([](std::vector<std::int64_t> sizes, std::vector<std::string> activations,
+                       const std::string& loss, const std::string& dtype, double weight_decay,
+                       int sparsity_layer, double sparsity_target, double sparsity_weight,
+                       const std::string& isa) {
+             NetworkConfig cfg;
+             cfg.sizes = std::move(sizes);
+             for (const auto& a : activations) cfg.activations.push_back(parse_activation(a));
+             cfg.loss = parse_loss(loss);
+             cfg.dtype = parse_dtype(dtype);
+             cfg.weight_decay = weight_decay;
+             cfg.sparsity_layer = sparsity_layer;
+             cfg.sparsity_target = sparsity_target;
+             cfg.sparsity_weight = sparsity_weight;
+             return make_cpu_network(cfg, isa);
+           }),
+           py::arg("sizes"), py::arg("activations"), py::arg("loss") = "squared_error",
+           py::arg("dtype") = "float32", py::arg("weight_decay") = 0.0,
+           py::arg("sparsity_layer") = 0, py::arg("sparsity_target") = 0.05,
+           py::arg("sparsity_weight") = 0.0, py::arg("isa") = "auto")
+      .def_property_readonly("isa", &Network::isa)
+      .def_property_readonly("dtype", [](const Network& n) { return dtype_name(n.dtype()); })
+      .def_property_readonly("sizes", [](const Network& n) { return n.config().sizes; })
+      .def_property_readonly("n_params", &Network::n_params)
+      .def("weight_offset", [](const Network& n, int l) {
+        if (l < 1 || l > n.config().n_layers()) throw InvalidArgument("layer: out of range");
+        return n.weight_offset(l);
+      })
+      .def("bias_offset", [](const Network& n, int l) {
+        if (l < 1 || l > n.config().n_layers()) throw InvalidArgument("layer: out of range");
+        return n.bias_offset(l);
+      })
+      .def_property_readonly("params", [](py::object self) {
+        auto& n = self.cast<Network&>();
+        return param_view(self, n.params(), n.n_params(), n.dtype(), true);
+      }, "All parameters, one flat writable view: [W1 (n0×n1, C order), b1, W2, b2, ...].")
+      .def_property_readonly("grads", [](py::object self) {
+        auto& n = self.cast<Network&>();
+        return param_view(self, n.grads(), n.n_params(), n.dtype(), false);
+      }, "Gradient of the last loss_and_gradient (with λW) or train_step (without it).")
+      .def("optimizer_state", [](py::object self, int k) {
+        auto& n = self.cast<Network&>();
+        if (k < 0 || k > 1) throw InvalidArgument("k: expected 0 (momentum / Adam m) or 1 (Adam v)");
+        return param_view(self, n.state(k), n.n_params(), n.dtype(), true);
+      }, py::arg("k"))
+      .def_readwrite("seed", &Network::seed)
+      .def_readwrite("optimizer_steps", &Network::optimizer_steps)
+      .def_readwrite("noise_steps", &Network::noise_steps)
+      .def_readwrite("epochs", &Network::epochs)
+      .def("set_optimizer", [](Network& n, const std::string& kind, double lr, double momentum,
+                               double beta1, double beta2, double eps) {
+             OptimizerConfig o;
+             o.kind = parse_optimizer(kind);
+             o.learning_rate = lr;
+             o.momentum = momentum;
+             o.beta1 = beta1;
+             o.beta2 = beta2;
+             o.eps = eps;
+             Guard g(n);
+             n.set_optimizer(o);
+           },
+           py::arg("kind"), py::arg("learning_rate"), py::arg("momentum") = 0.9,
+           py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8)
+      .def("init_params", [](Network& n, std::uint64_t seed) {
+        Guard g(n);
+        n.init_params(seed);
+      }, py::arg("seed"))
+      .def("forward", [](Network& n, py::handle x, int start, int stop) {
+        const int L = n.config().n_layers();
+        if (start < 0 || start >= L || stop <= start || stop > L)
+          throw InvalidArgument("layers: expected 0 <= start < stop <= " + std::to_string(L));
+        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes[start]);
+        const std::int64_t rows = xa.shape(0);
+        py::array out(numpy_dtype(n.dtype()), {rows, n.config().sizes[stop]});
+        Guard g(n);
+        {
+          py::gil_scoped_release nogil;
+          n.forward(xa.data(), rows, start, stop, out.mutable_data());
+        }
+        return out;
+      }, py::arg("X"), py::arg("start") = 0, py::arg("stop") = -1)
+      .def("loss_and_gradient", [](Network& n, py::handle x, py::handle y) {
+        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
+        auto ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
+        if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
+        Guard g(n);
+        py::gil_scoped_release nogil;
+        return n.loss_and_gradient(xa.data(), ya.data(), xa.shape(0));
+      }, py::arg("X"), py::arg("Y"))
+      .def("train_step", [](Network& n, py::handle x, py::handle y) {
+        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
+        auto ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
+        if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
+        Guard g(n);
+        py::gil_scoped_release nogil;
+        return n.train_step(xa.data(), ya.data(), xa.shape(0));
+      }, py::arg("X"), py::arg("Y"))
+      .def("fit_epoch", [](Network& n, py::handle x, py::object y, std::int64_t batch_size,
+                           bool shuffle, const std::string& noise, double noise_level) {
+        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
+        py::array ya;
+        const void* yp = nullptr;
+        if (!y.is_none()) {
+          ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
+          if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
+          yp = ya.data();
+        } else if (n.config().sizes.front() != n.config().sizes.back()) {
+          throw InvalidArgument("Y: required when the output width differs from the input's");
+        }
+        EpochOptions o;
+        if (batch_size < 1) throw InvalidArgument("batch_size: expected an integer >= 1");
+        o.batch_size = batch_size;
+        o.shuffle = shuffle;
+        o.noise = parse_noise(noise);
+        if (!std::isfinite(noise_level) || noise_level < 0 ||
+            (o.noise != Noise::Gaussian && noise_level > 1))
+          throw InvalidArgument("noise_level: expected a standard deviation >= 0 (gaussian) or a "
+                                "probability in [0, 1] (masking, salt_pepper)");
+        o.noise_level = noise_level;
+        Guard g(n);
+        EpochResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = n.fit_epoch(xa.data(), yp, xa.shape(0), o);
+        }
+        return py::make_tuple(r.mean_loss, r.steps, r.diverged);
+      }, py::arg("X"), py::arg("Y") = py::none(), py::arg("batch_size") = 64,
+         py::arg("shuffle") = true, py::arg("noise") = "none", py::arg("noise_level") = 0.0);
+
+  py::register_exception<Busy>(m, "BusyError", PyExc_RuntimeError);
+  py::register_exception<BlasMissing>(m, "BlasMissingError", PyExc_RuntimeError);
+}

@@ -1,0 +1,182 @@
+#include "core/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "core/errors.hpp"
+
+namespace fusedae {
+
+namespace {
+
+bool finite(double v) { return std::isfinite(v); }
+
+void* aligned_zeros(std::size_t bytes) {
+  // 64-byte alignment: one AVX-512 register, one cache line.
+  const std::size_t rounded = ((bytes + 63) / 64) * 64;
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded == 0 ? 64 : rounded);
+  return p;
+}
+
+}  // namespace
+
+Activation parse_activation(const std::string& s) {
+  if (s == "sigmoid") return Activation::Sigmoid;
+  if (s == "tanh") return Activation::Tanh;
+  if (s == "relu") return Activation::Relu;
+  if (s == "leaky_relu") return Activation::LeakyRelu;
+  if (s == "identity") return Activation::Identity;
+  throw InvalidArgument("activation: expected one of 'sigmoid', 'tanh', 'relu', 'leaky_relu', "
+                        "'identity', got '" + s + "'");
+}
+
+Loss parse_loss(const std::string& s) {
+  if (s == "squared_error") return Loss::SquaredError;
+  if (s == "binary_cross_entropy") return Loss::BinaryCrossEntropy;
+  throw InvalidArgument("loss: expected 'squared_error' or 'binary_cross_entropy', got '" + s + "'");
+}
+
+Optimizer parse_optimizer(const std::string& s) {
+  if (s == "sgd") return Optimizer::SGD;
+  if (s == "momentum") return Optimizer::Momentum;
+  if (s == "adam") return Optimizer::Adam;
+  throw InvalidArgument("optimizer: expected 'sgd', 'momentum' or 'adam', got '" + s + "'");
+}
+
+Noise parse_noise(const std::string& s) {
+  if (s == "none") return Noise::None;
+  if (s == "gaussian") return Noise::Gaussian;
+  if (s == "masking") return Noise::Masking;
+  if (s == "salt_pepper") return Noise::SaltPepper;
+  throw InvalidArgument("noise: expected 'none', 'gaussian', 'masking' or 'salt_pepper', got '" +
+                        s + "'");
+}
+
+void NetworkConfig::validate() const {
+  const int L = n_layers();
+  if (L < 1) throw InvalidArgument("activations: at least one layer is required");
+  if (static_cast<int>(sizes.size()) != L + 1)
+    throw InvalidArgument("sizes: expected len(activations) + 1 = " + std::to_string(L + 1) +
+                          " entries, got " + std::to_string(sizes.size()));
+  // BLAS takes 32-bit dimensions (scipy-openblas32).
+  for (auto n : sizes)
+    if (n < 1 || n > std::numeric_limits<int>::max())
+      throw InvalidArgument("sizes: every width must be in [1, 2^31), got " + std::to_string(n));
+  if (loss == Loss::BinaryCrossEntropy && activations.back() != Activation::Sigmoid)
+    throw InvalidArgument("loss: 'binary_cross_entropy' needs a sigmoid output activation");
+  if (!finite(weight_decay) || weight_decay < 0)
+    throw InvalidArgument("weight_decay: expected a finite value >= 0");
+  if (sparsity_layer < 0 || sparsity_layer >= L)
+    throw InvalidArgument("sparsity_layer: expected 0 (none) or a hidden layer in 1.." +
+                          std::to_string(L - 1));
+  if (!(sparsity_target > 0 && sparsity_target < 1))
+    throw InvalidArgument("sparsity_target: expected a value in (0, 1)");
+  if (!finite(sparsity_weight) || sparsity_weight < 0)
+    throw InvalidArgument("sparsity_weight: expected a finite value >= 0");
+}
+
+void OptimizerConfig::validate() const {
+  if (!finite(learning_rate) || learning_rate <= 0)
+    throw InvalidArgument("learning_rate: expected a finite value > 0");
+  if (!finite(momentum) || momentum < 0 || momentum >= 1)
+    throw InvalidArgument("momentum: expected a value in [0, 1)");
+  if (!finite(beta1) || beta1 < 0 || beta1 >= 1)
+    throw InvalidArgument("beta1: expected a value in [0, 1)");
+  if (!finite(beta2) || beta2 < 0 || beta2 >= 1)
+    throw InvalidArgument("beta2: expected a value in [0, 1)");
+  if (!finite(eps) || eps <= 0) throw InvalidArgument("eps: expected a finite value > 0");
+}
+
+Network::Network(const NetworkConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  L_ = cfg_.n_layers();
+  n_ = cfg_.sizes.data();
+  w_off_.assign(L_ + 1, 0);
+  b_off_.assign(L_ + 1, 0);
+  std::int64_t off = 0;
+  for (int l = 1; l <= L_; ++l) {
+    w_off_[l] = off;
+    off += n_[l - 1] * n_[l];
+    b_off_[l] = off;
+    off += n_[l];
+    max_width_ = std::max(max_width_, n_[l]);
+  }
+  n_params_ = off;
+  const std::size_t bytes = static_cast<std::size_t>(n_params_) * dtype_size(cfg_.dtype);
+  params_ = aligned_zeros(bytes);
+  grads_ = aligned_zeros(bytes);
+  state0_ = aligned_zeros(bytes);
+  state1_ = aligned_zeros(bytes);
+  act_.assign(L_ + 1, nullptr);
+}
+
+Network::~Network() {
+  free_workspace();
+  std::free(params_);
+  std::free(grads_);
+  std::free(state0_);
+  std::free(state1_);
+  std::free(perm_);
+}
+
+void Network::set_optimizer(const OptimizerConfig& opt) {
+  opt.validate();
+  opt_ = opt;
+  reset_optimizer_state();
+}
+
+void Network::reset_optimizer_state() {
+  const std::size_t bytes = static_cast<std::size_t>(n_params_) * dtype_size(cfg_.dtype);
+  std::memset(state0_, 0, bytes);
+  std::memset(state1_, 0, bytes);
+  optimizer_steps = 0;
+}
+
+void Network::free_workspace() {
+  for (void* p : owned_) std::free(p);
+  owned_.clear();
+}
+
+void Network::reserve_rows(std::int64_t rows) {
+  if (rows <= rows_capacity_) return;
+  free_workspace();
+  const std::size_t es = dtype_size(cfg_.dtype);
+  auto take = [&](std::int64_t elems) {
+    void* p = aligned_zeros(static_cast<std::size_t>(elems) * es);
+    owned_.push_back(p);
+    return p;
+  };
+  std::int64_t hidden_max = 1;
+  for (int l = 1; l < L_; ++l) {
+    act_[l] = take(rows * n_[l]);
+    hidden_max = std::max(hidden_max, n_[l]);
+  }
+  out_ = take(rows * n_[L_]);
+  ping_ = take(rows * hidden_max);
+  pong_ = take(rows * hidden_max);
+  batch_x_ = take(rows * n_[0]);
+  batch_y_ = take(rows * n_[L_]);
+  colsum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
+  owned_.push_back(colsum_);
+  rho_sum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
+  owned_.push_back(rho_sum_);
+  sparse_term_ = take(max_width_ + 1);
+  rows_capacity_ = rows;
+}
+
+void Network::reserve_permutation(std::int64_t rows) {
+  if (rows <= perm_capacity_) return;
+  std::free(perm_);
+  perm_ = nullptr;
+  perm_capacity_ = 0;
+  perm_ = static_cast<std::int64_t*>(aligned_zeros(sizeof(std::int64_t) * rows));
+  perm_capacity_ = rows;
+}
+
+}  // namespace fusedae

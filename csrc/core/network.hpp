@@ -1,0 +1,159 @@
+// The engine's one model: a stack of dense layers with a loss and optional
+// terms (L2 weight decay, KL sparsity on one hidden layer), trained by a fused
+// step. This header is the backend-neutral contract (op signatures); each
+// backend derives from Network and implements the kernels.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace fusedae {
+
+enum class Activation : int { Sigmoid = 0, Tanh, Relu, LeakyRelu, Identity };
+enum class Loss : int { SquaredError = 0, BinaryCrossEntropy };
+enum class Optimizer : int { SGD = 0, Momentum, Adam };
+enum class Noise : int { None = 0, Gaussian, Masking, SaltPepper };
+
+Activation parse_activation(const std::string& name);
+Loss parse_loss(const std::string& name);
+Optimizer parse_optimizer(const std::string& name);
+Noise parse_noise(const std::string& name);
+
+constexpr double kLeakyReluSlope = 0.01;
+
+// ρ̂ is clamped to [eps, 1 - eps] inside the sparsity term and its derivative
+// (see docs/sparsity.md): a saturated unit has ρ̂ exactly 0 or 1 in float32,
+// where KL(ρ‖ρ̂) and its derivative are infinite.
+constexpr double kRhohatEpsFloat32 = 1.0 / (1 << 20);       // 2^-20
+constexpr double kRhohatEpsFloat64 = 1.0 / (1LL << 40);     // 2^-40
+
+struct NetworkConfig {
+  std::vector<std::int64_t> sizes;        // n0 (inputs), n1, ..., nL
+  std::vector<Activation> activations;    // one per layer, L entries
+  Loss loss = Loss::SquaredError;
+  DType dtype = DType::Float32;
+  double weight_decay = 0.0;              // λ in (λ/2)·Σ‖W‖²
+  int sparsity_layer = 0;                 // 0: none; else hidden layer 1..L-1
+  double sparsity_target = 0.05;          // ρ
+  double sparsity_weight = 0.0;           // β
+  void validate() const;                  // throws InvalidArgument
+  int n_layers() const { return static_cast<int>(activations.size()); }
+};
+
+struct OptimizerConfig {
+  Optimizer kind = Optimizer::Adam;
+  double learning_rate = 1e-3;
+  double momentum = 0.9;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  void validate() const;
+};
+
+struct EpochOptions {
+  std::int64_t batch_size = 64;
+  bool shuffle = true;
+  Noise noise = Noise::None;
+  double noise_level = 0.0;
+};
+
+struct EpochResult {
+  double mean_loss = 0.0;     // row-weighted mean of the steps' losses
+  std::int64_t steps = 0;     // steps applied
+  bool diverged = false;      // a step's loss was not finite: it was not applied
+};
+
+// Storage and counters shared by every backend; kernels live in subclasses.
+// All buffers are allocated here (never inside a step): parameters, gradients
+// and optimizer state once at construction, the row workspace when a call
+// needs more rows than any call before it.
+class Network {
+ public:
+  explicit Network(const NetworkConfig& cfg);
+  virtual ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  const NetworkConfig& config() const { return cfg_; }
+  DType dtype() const { return cfg_.dtype; }
+  std::int64_t n_params() const { return n_params_; }
+  std::int64_t weight_offset(int layer) const { return w_off_[layer]; }  // layer 1..L
+  std::int64_t bias_offset(int layer) const { return b_off_[layer]; }
+  virtual const char* isa() const = 0;
+
+  void* params() { return params_; }
+  void* grads() { return grads_; }
+  void* state(int k) { return k == 0 ? state0_ : state1_; }  // momentum/Adam m, Adam v
+
+  const OptimizerConfig& optimizer() const { return opt_; }
+  void set_optimizer(const OptimizerConfig& opt);  // resets the state
+  void reset_optimizer_state();
+
+  // Counters that make random draws and Adam's bias correction resumable.
+  std::uint64_t seed = 0;
+  std::int64_t optimizer_steps = 0;   // Adam's t
+  std::int64_t noise_steps = 0;       // noise stream: one per step drawn
+  std::int64_t epochs = 0;            // shuffle stream: one per epoch
+
+  std::mutex& mutex() { return mutex_; }
+
+  // --- ops (one call each; the GIL is released around them by the bindings)
+  // Glorot-uniform weights from Philox(seed, kInit, layer), zero biases.
+  virtual void init_params(std::uint64_t seed) = 0;
+  // Output of layer `stop` given the output of layer `start` (0 = inputs).
+  virtual void forward(const void* x, std::int64_t rows, int start, int stop, void* out) = 0;
+  // Full-batch loss; the full gradient (with λW) is left in grads().
+  virtual double loss_and_gradient(const void* x, const void* y, std::int64_t rows) = 0;
+  // One optimizer step on this batch; returns the loss before the update.
+  // A non-finite loss leaves parameters and optimizer state untouched.
+  virtual double train_step(const void* x, const void* y, std::int64_t rows) = 0;
+  // One epoch: shuffle, minibatches, noise, steps; y == nullptr means y = x.
+  virtual EpochResult fit_epoch(const void* x, const void* y, std::int64_t rows,
+                                const EpochOptions& opt) = 0;
+
+ protected:
+  void reserve_rows(std::int64_t rows);        // grows the workspace if needed
+  void reserve_permutation(std::int64_t rows);
+
+  NetworkConfig cfg_;
+  OptimizerConfig opt_;
+  int L_ = 0;
+  const std::int64_t* n_ = nullptr;     // sizes, n_[0..L]
+  std::int64_t max_width_ = 0;          // max over n_1..n_L
+  std::int64_t n_params_ = 0;
+  std::vector<std::int64_t> w_off_, b_off_;  // element offsets into params
+
+  // Parameter-shaped buffers (n_params elements of dtype each).
+  void* params_ = nullptr;
+  void* grads_ = nullptr;
+  void* state0_ = nullptr;
+  void* state1_ = nullptr;
+
+  // Row workspace, valid for `rows_capacity_` rows.
+  std::int64_t rows_capacity_ = 0;
+  std::vector<void*> act_;     // act_[l], l = 1..L-1: hidden outputs A_l
+  void* out_ = nullptr;        // output layer: activations, or δ_L in a step
+  void* ping_ = nullptr;       // backward deltas of hidden layers
+  void* pong_ = nullptr;
+  void* batch_x_ = nullptr;    // gathered (and noised) inputs of a minibatch
+  void* batch_y_ = nullptr;    // gathered targets
+  double* colsum_ = nullptr;   // max_width_ doubles: column sums (db, ρ̂)
+  double* rho_sum_ = nullptr;  // sparse layer's ρ̂ accumulator
+  void* sparse_term_ = nullptr;  // s_n of the sparse layer, dtype
+
+  std::int64_t perm_capacity_ = 0;
+  std::int64_t* perm_ = nullptr;
+
+ private:
+  std::mutex mutex_;
+  std::vector<void*> owned_;   // workspace blocks to free on growth
+  void free_workspace();
+};
+
+// Picks the best kernel variant this CPU supports ("auto"), or the named one.
+std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa);
+std::vector<std::string> supported_cpu_isas();  // best first
+
+}  // namespace fusedae

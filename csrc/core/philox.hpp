@@ -1,0 +1,66 @@
+// Philox4x32-10 counter-based RNG (Salmon et al., SC'11, "Parallel random
+// numbers: as easy as 1, 2, 3"). Every random number the engine draws is a
+// pure function of (seed, purpose tag, stream, index), so CPU and GPU give the
+// same numbers and a fit can resume mid-way without saving generator state.
+//
+// Counter layout used everywhere in fusedae:
+//   ctr = { block index low 32, block index high 32, stream, tag }
+//   key = { seed low 32, seed high 32 }
+// where `tag` names the purpose (Tag below), `stream` separates uses within
+// one purpose (a layer for init, an epoch for shuffles, a step for noise),
+// and draw k of a stream is word k%4 of block k/4.
+//
+// Everything here is `static inline` so that each instruction-set variant of
+// the kernels gets its own copy (no cross-variant symbol merging).
+#pragma once
+#include <cstdint>
+
+namespace fusedae {
+namespace philox {
+
+enum Tag : std::uint32_t { kInit = 1, kShuffle = 2, kNoise = 3, kLatent = 4 };
+
+struct U4 { std::uint32_t v[4]; };
+
+static inline std::uint32_t mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t* hi) {
+  const std::uint64_t p = static_cast<std::uint64_t>(a) * b;
+  *hi = static_cast<std::uint32_t>(p >> 32);
+  return static_cast<std::uint32_t>(p);
+}
+
+static inline U4 philox4x32_10(U4 c, std::uint32_t k0, std::uint32_t k1) {
+  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+  constexpr std::uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  for (int r = 0; r < 10; ++r) {
+    std::uint32_t hi0, hi1;
+    const std::uint32_t lo0 = mulhilo(M0, c.v[0], &hi0);
+    const std::uint32_t lo1 = mulhilo(M1, c.v[2], &hi1);
+    c = U4{{hi1 ^ c.v[1] ^ k0, lo1, hi0 ^ c.v[3] ^ k1, lo0}};
+    k0 += W0;
+    k1 += W1;
+  }
+  return c;
+}
+
+// Block `block` of stream (tag, stream) under `seed`.
+static inline U4 block(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
+                       std::uint64_t block) {
+  const U4 c{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+              stream, tag}};
+  return philox4x32_10(c, static_cast<std::uint32_t>(seed),
+                       static_cast<std::uint32_t>(seed >> 32));
+}
+
+// Uniform in [0, 1) with 24 random bits: exact in float32 and float64 alike,
+// so both precisions see the same values.
+static inline double uniform24(std::uint32_t u) {
+  return static_cast<double>(u >> 8) * (1.0 / 16777216.0);
+}
+
+// Uniform in (0, 1]: the open-at-zero variant for logarithms.
+static inline double uniform24_open0(std::uint32_t u) {
+  return (static_cast<double>(u >> 8) + 1.0) * (1.0 / 16777216.0);
+}
+
+}  // namespace philox
+}  // namespace fusedae

@@ -1,0 +1,26 @@
+// GEMM through the OpenBLAS that pip installs (scipy-openblas32, the wheel
+// NumPy's own BLAS comes from). The library is opened at run time from the
+// path Python hands us, so the extension has no link-time dependency on a
+// path inside some build environment, and OpenBLAS's own run-time CPU
+// dispatch (DYNAMIC_ARCH) picks its kernels for the machine it runs on.
+#pragma once
+#include <string>
+
+namespace fusedae {
+namespace blas {
+
+// Row-major C = alpha * op(A) * op(B) + beta * C.
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc);
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* a,
+          int lda, const double* b, int ldb, double beta, double* c, int ldc);
+
+void load(const std::string& path);  // throws BlasMissing
+bool loaded();
+std::string corename();
+void set_num_threads(int n);
+int get_num_threads();
+void require();  // throws BlasMissing when not loaded
+
+}  // namespace blas
+}  // namespace fusedae

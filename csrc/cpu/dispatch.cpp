@@ -1,0 +1,61 @@
+// Run-time choice of the kernel variant: the best instruction set this CPU
+// (and its OS) supports, unless the caller names one (tests run them all).
+#include <string>
+#include <vector>
+
+#include "core/errors.hpp"
+#include "core/network.hpp"
+
+namespace fusedae {
+namespace cpu {
+#define FUSEDAE_DECLARE(isa) \
+  namespace isa_##isa { Network* make_network(const NetworkConfig& cfg); }
+FUSEDAE_DECLARE(generic)
+#ifdef FUSEDAE_HAVE_AVX2
+FUSEDAE_DECLARE(avx2)
+#endif
+#ifdef FUSEDAE_HAVE_AVX512
+FUSEDAE_DECLARE(avx512)
+#endif
+#undef FUSEDAE_DECLARE
+}  // namespace cpu
+
+std::vector<std::string> supported_cpu_isas() {
+  std::vector<std::string> out;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+#ifdef FUSEDAE_HAVE_AVX512
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    out.push_back("avx512");
+#endif
+#ifdef FUSEDAE_HAVE_AVX2
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back("avx2");
+#endif
+#endif
+  out.push_back("generic");
+  return out;
+}
+
+std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa) {
+  const auto supported = supported_cpu_isas();
+  std::string pick = isa == "auto" ? supported.front() : isa;
+  bool ok = false;
+  for (const auto& s : supported) ok = ok || s == pick;
+  if (!ok) {
+    std::string list;
+    for (const auto& s : supported) list += (list.empty() ? "'" : ", '") + s + "'";
+    throw InvalidArgument("isa: '" + isa + "' is not available on this CPU; expected 'auto' or " +
+                          list);
+  }
+  cfg.validate();
+#ifdef FUSEDAE_HAVE_AVX512
+  if (pick == "avx512") return std::unique_ptr<Network>(cpu::isa_avx512::make_network(cfg));
+#endif
+#ifdef FUSEDAE_HAVE_AVX2
+  if (pick == "avx2") return std::unique_ptr<Network>(cpu::isa_avx2::make_network(cfg));
+#endif
+  return std::unique_ptr<Network>(cpu::isa_generic::make_network(cfg));
+}
+
+}  // namespace fusedae
