@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+
+def rel_err(actual, expected):
+    """Norm-wise relative error ‖a − e‖ / ‖e‖ (absolute when e is 0)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    scale = np.linalg.norm(e)
+    diff = np.linalg.norm(a - e)
+    return diff / scale if scale > 0 else diff
+
+
+# Stated tolerances for engine-vs-reference comparisons (norm-wise relative,
+# per array): float64 to rounding, float32 against a float64 reference run on
+# the same float32 inputs.
+TOL = {"float64": 1e-10, "float32": 1e-5}
+
+
+@pytest.fixture
+def rng(request):
+    # A fresh stream per test, reproducible from the test's name.
+    seed = abs(hash(request.node.nodeid)) % (2**32)
+    return np.random.default_rng(seed)

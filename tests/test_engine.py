@@ -1,0 +1,268 @@
+"""The engine against the NumPy reference, op by op and step by step.
+
+Every case runs on each kernel variant this CPU supports (AVX-512, AVX2,
+generic), in float64 (≤ 1e-10 relative) and float32 (≤ 1e-5 relative, against
+a float64 reference fed the same float32 numbers).
+"""
+import numpy as np
+import pytest
+
+from conftest import TOL, rel_err
+from fusedae._native import engine
+from fusedae.reference import mlp, optim, philox
+from fusedae.reference.ops import ACTIVATIONS
+
+ISAS = engine.supported_isas()
+DTYPES = ["float64", "float32"]
+
+# (sizes, activations, loss, weight_decay, sparsity_layer, batch) — widths not
+# multiples of any vector width, 1-row batches, deep stacks, every activation.
+CASES = [
+    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 0.0, None, 1),
+    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 3e-3, 1, 9),
+    ((33, 17, 33), ("sigmoid", "sigmoid"), "binary_cross_entropy", 1e-2, 1, 16),
+    ((33, 17, 33), ("tanh", "identity"), "squared_error", 1e-3, None, 31),
+    ((20, 3, 20), ("relu", "sigmoid"), "squared_error", 0.0, None, 8),
+    ((20, 13, 20), ("leaky_relu", "tanh"), "squared_error", 0.0, None, 17),
+    ((20, 13, 20), ("identity", "identity"), "squared_error", 0.0, None, 5),
+    ((20, 13, 20), ("sigmoid", "relu"), "squared_error", 0.0, None, 5),
+    ((20, 13, 20), ("sigmoid", "leaky_relu"), "squared_error", 1e-3, 1, 12),
+    ((6, 4, 3, 4, 6), ("sigmoid", "sigmoid", "tanh", "sigmoid"), "squared_error", 1e-3, 2, 5),
+    ((6, 9, 3, 9, 6), ("relu", "sigmoid", "leaky_relu", "sigmoid"), "binary_cross_entropy",
+     0.0, 2, 1),
+    ((64, 16, 64), ("sigmoid", "sigmoid"), "squared_error", 0.0, 1, 64),
+]
+CASE_IDS = [f"{'-'.join(map(str, c[0]))}/{'-'.join(c[1])}/{c[2][:3]}/wd{c[3]}/s{c[4]}/B{c[5]}"
+            for c in CASES]
+
+
+def make(case, dtype, isa, rng, seed=3):
+    sizes, acts, loss, wd, sl, B = case
+    spec = mlp.MLPSpec(sizes=sizes, activations=acts, loss=loss, weight_decay=wd,
+                       sparsity_layer=sl, sparsity_target=0.1,
+                       sparsity_weight=3.0 if sl else 0.0)
+    net = engine.Network(list(sizes), list(acts), loss, dtype, wd, sl or 0, 0.1,
+                         3.0 if sl else 0.0, isa=isa)
+    net.init_params(seed)
+    # Nonzero biases so the bias paths are exercised.
+    net.params[:] += rng.uniform(-0.1, 0.1, net.n_params).astype(dtype)
+    X = rng.uniform(0, 1, (B, sizes[0])).astype(dtype)
+    Y = rng.uniform(0.05, 0.95, (B, sizes[-1])).astype(dtype)
+    return spec, net, X, Y
+
+
+def ref_params(net, spec):
+    return mlp.unflatten(net.params.astype(np.float64), spec)
+
+
+def test_philox_known_answers():
+    # Random123's published Philox4x32-10 vectors.
+    cases = [
+        ([0, 0, 0, 0], 0, [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+        ([0xFFFFFFFF] * 4, 0xFFFFFFFFFFFFFFFF, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+        ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], (0x299F31D0 << 32) | 0xA4093822,
+         [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+    ]
+    for ctr, key, expected in cases:
+        c = np.array([ctr], dtype=np.uint32)
+        assert engine.philox4x32(c, key)[0].tolist() == expected
+        assert philox.philox4x32_10(c, key)[0].tolist() == expected
+
+
+def test_philox_engine_equals_reference(rng):
+    ctr = rng.integers(0, 2**32, (1000, 4), dtype=np.uint32)
+    seed = int(rng.integers(0, 2**63))
+    np.testing.assert_array_equal(engine.philox4x32(ctr, seed), philox.philox4x32_10(ctr, seed))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_init_matches_reference(dtype):
+    sizes = (13, 7, 5, 7, 13)
+    net = engine.Network(list(sizes), ["tanh"] * 3 + ["sigmoid"], dtype=dtype)
+    net.init_params(2024)
+    Ws, bs = philox.glorot_init(sizes, 2024, dtype=np.dtype(dtype))
+    np.testing.assert_array_equal(net.params, mlp.flatten(Ws, bs))
+    r = np.sqrt(6 / (13 + 7 + 1))
+    assert np.abs(Ws[0]).max() <= r and np.abs(Ws[0]).max() > 0.9 * r
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_forward_every_layer(case, dtype, isa, rng):
+    spec, net, X, _ = make(case, dtype, isa, rng)
+    Ws, bs = ref_params(net, spec)
+    As, _ = mlp.forward(Ws, bs, X.astype(np.float64), spec)
+    L = len(spec.sizes) - 1
+    for start in range(L):
+        for stop in range(start + 1, L + 1):
+            out = net.forward(As[start].astype(dtype), start, stop)
+            ref, _ = mlp.forward(Ws[start:stop], bs[start:stop], As[start].astype(dtype)
+                                 .astype(np.float64),
+                                 mlp.MLPSpec(sizes=spec.sizes[start:stop + 1],
+                                             activations=spec.activations[start:stop]))
+            assert out.dtype == np.dtype(dtype)
+            assert rel_err(out, ref[-1]) <= TOL[dtype], (start, stop)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_loss_and_gradient(case, dtype, isa, rng):
+    spec, net, X, Y = make(case, dtype, isa, rng)
+    Ws, bs = ref_params(net, spec)
+    loss = net.loss_and_gradient(X, Y)
+    ref_loss, dWs, dbs = mlp.loss_and_gradient(Ws, bs, X.astype(np.float64),
+                                               Y.astype(np.float64), spec)
+    assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
+    gWs, gbs = mlp.unflatten(net.grads.astype(np.float64), spec)
+    for l, (g, r) in enumerate(zip(gWs, dWs)):
+        assert rel_err(g, r) <= TOL[dtype], f"dW{l + 1}"
+    for l, (g, r) in enumerate(zip(gbs, dbs)):
+        assert rel_err(g, r) <= TOL[dtype], f"db{l + 1}"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[9]], ids=[CASE_IDS[i] for i in (1, 2, 9)])
+def test_train_steps(case, opt, dtype, isa, rng):
+    spec, net, X, Y = make(case, dtype, isa, rng)
+    lr = {"sgd": 0.5, "momentum": 0.2, "adam": 1e-2}[opt]
+    net.set_optimizer(opt, lr, momentum=0.8, beta1=0.9, beta2=0.99, eps=1e-7)
+    ref_opt = {"sgd": lambda: optim.SGD(lr), "momentum": lambda: optim.Momentum(lr, 0.8),
+               "adam": lambda: optim.Adam(lr, 0.9, 0.99, 1e-7)}[opt]()
+    theta = net.params.astype(np.float64)
+    Ws, bs = mlp.unflatten(theta, spec)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    for _ in range(4):
+        loss = net.train_step(X, Y)
+        ref_loss = optim.train_step(Ws, bs, X64, Y64, spec, ref_opt)
+        assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
+    # float32 error compounds over steps through the updates; 4 steps stay well inside 1e-5.
+    assert rel_err(net.params, theta) <= TOL[dtype]
+    assert net.optimizer_steps == 4
+
+
+def reference_epoch(Ws, bs, X, spec, ref_opt, batch, seed, epoch, noise_step, kind, level):
+    perm = philox.permutation(len(X), seed, epoch)
+    losses = []
+    for r0 in range(0, len(X), batch):
+        clean = X[perm[r0:r0 + batch]]
+        noisy = clean if kind == "none" else philox.corrupt(clean, kind, level, seed, noise_step)
+        noise_step += kind != "none"
+        losses.append((optim.train_step(Ws, bs, noisy, clean, spec, ref_opt), len(clean)))
+    return sum(l * n for l, n in losses) / len(X), noise_step
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("kind,level", [("none", 0.0), ("gaussian", 0.3), ("masking", 0.25),
+                                        ("salt_pepper", 0.2)])
+def test_fit_epoch_matches_reference_loop(kind, level, isa, rng):
+    # Shuffle, minibatches (with a short last one) and noise, all drawn by the
+    # engine's Philox stream, against the reference's draws, over two epochs.
+    sizes, seed, batch = (10, 6, 10), 77, 16
+    spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
+                       sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
+    net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", "float64", 1e-3,
+                         1, 0.2, 0.5, isa=isa)
+    net.init_params(seed)
+    net.set_optimizer("adam", 1e-2)
+    X = rng.uniform(0, 1, (45, sizes[0]))
+    theta = net.params.copy()
+    Ws, bs = mlp.unflatten(theta, spec)
+    ref_opt = optim.Adam(1e-2)
+    noise_step = 0
+    for epoch in range(2):
+        loss, steps, diverged = net.fit_epoch(X, None, batch, True, kind, level)
+        ref_loss, noise_step = reference_epoch(Ws, bs, X, spec, ref_opt, batch, seed, epoch,
+                                               noise_step, kind, level)
+        assert (steps, diverged) == (3, False)
+        assert abs(loss - ref_loss) <= 1e-10 * abs(ref_loss)
+    assert rel_err(net.params, theta) <= 1e-10
+    assert net.epochs == 2 and net.noise_steps == noise_step
+
+
+@pytest.mark.parametrize("kind,level", [("gaussian", 0.3), ("masking", 0.25), ("salt_pepper", 0.2)])
+def test_noise_statistics(kind, level):
+    # The corruption the reference specifies has the advertised law.
+    X = np.full((400, 250), 0.5)
+    Xn = philox.corrupt(X, kind, level, seed=5, step=0)
+    if kind == "gaussian":
+        z = (Xn - X).ravel() / level
+        assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    elif kind == "masking":
+        assert abs((Xn == 0).mean() - level) < 0.005
+    else:
+        assert abs((Xn == 1).mean() - level / 2) < 0.005
+        assert abs((Xn == 0).mean() - level / 2) < 0.005
+
+
+def test_permutation_is_a_permutation_and_varies():
+    p0, p1 = philox.permutation(1000, 9, 0), philox.permutation(1000, 9, 1)
+    assert sorted(p0) == list(range(1000)) and not np.array_equal(p0, p1)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_saturated_wide_layer_stays_finite(isa, rng):
+    # 1024-wide sigmoid layer fed dense U(0,1) inputs: hidden units saturate in
+    # float32 (ρ̂ exactly 0 or 1), where an unbounded KL term goes inf/NaN.
+    D = N = 1024
+    net = engine.Network([D, N, D], ["sigmoid", "sigmoid"], "squared_error", "float32", 0.0,
+                         1, 0.05, 3.0, isa=isa)
+    net.init_params(0)
+    net.set_optimizer("sgd", 0.1)
+    X = rng.uniform(0, 1, (64, D)).astype(np.float32)
+    net.params[:N * D] = np.abs(net.params[:N * D]) * 4   # push every unit into saturation
+    rhohat = net.forward(X, 0, 1).mean(axis=0)
+    assert (rhohat == 1.0).any(), "the setup must saturate some units"
+    for _ in range(3):
+        loss = net.train_step(X, X)
+        assert np.isfinite(loss)
+        assert np.isfinite(net.grads).all() and np.isfinite(net.params).all()
+    spec = mlp.MLPSpec(sizes=(D, N, D), activations=("sigmoid", "sigmoid"), sparsity_layer=1,
+                       sparsity_target=0.05, sparsity_weight=3.0)
+    Ws, bs = mlp.unflatten(net.params.copy(), spec)
+    loss = net.loss_and_gradient(X, X)
+    ref_loss, _, _ = mlp.loss_and_gradient(Ws, bs, X, X, spec)   # float32 reference, same clamp
+    assert np.isfinite(ref_loss) and abs(loss - ref_loss) <= 1e-4 * abs(ref_loss)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thread_counts_agree(dtype, rng):
+    case = ((200, 90, 200), ("sigmoid", "sigmoid"), "squared_error", 1e-3, 1, 300)
+    results = []
+    before = engine.get_num_threads()
+    try:
+        for threads in (1, 2):
+            engine.set_num_threads(threads)
+            spec, net, X, Y = make(case, dtype, "auto", np.random.default_rng(1))
+            results.append((net.loss_and_gradient(X, Y), net.grads.copy()))
+    finally:
+        engine.set_num_threads(before)
+    assert abs(results[0][0] - results[1][0]) <= TOL[dtype] * abs(results[0][0])
+    assert rel_err(results[0][1], results[1][1]) <= TOL[dtype]
+
+
+def test_busy_network_is_refused_not_corrupted():
+    import threading
+    net = engine.Network([512, 256, 512], ["sigmoid", "sigmoid"])
+    net.init_params(0)
+    net.set_optimizer("sgd", 0.01)
+    X = np.random.default_rng(0).uniform(0, 1, (4096, 512)).astype(np.float32)
+    errors = []
+
+    def run():
+        try:
+            net.fit_epoch(X, None, 64, True)
+        except RuntimeError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Either every call ran (one after another) or the overlapping ones were refused.
+    assert all("another thread" in str(e) for e in errors)
+    assert np.isfinite(net.params).all()
