@@ -84,6 +84,9 @@ def check_data(X, name, dtype, *, n_features=None):
     """
     if X is None:
         raise ValueError(f"{name}: expected a 2-D array of numbers, got None")
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind in ("U", "S", "V", "M", "m"):
+        raise TypeError(f"{name}: expected numbers, got an array of dtype {X.dtype}")
     if np.iscomplexobj(X):
         raise ValueError(f"{name}: complex values are not supported")
     try:

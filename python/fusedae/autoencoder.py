@@ -277,13 +277,20 @@ class Autoencoder(TransformerMixin, BaseEstimator):
 
     def _fit_lbfgs(self, X, p):
         from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
 
         net = self._net
         dtype = net.params.dtype
 
+        # scipy's own BLAS (and NumPy's) are other OpenBLAS instances with thread
+        # pools of their own; left at full width their idle threads spin while
+        # the engine works and make each iteration ~10x slower on 2 cores.
+        # L-BFGS-B's own linear algebra is tiny, so it gets one thread.
+        engine_threads = self.n_threads or engine.get_num_threads()
+
         def fun(theta):
             net.params[:] = theta.astype(dtype, copy=False)
-            with _blas_threads(self.n_threads):
+            with _blas_threads(engine_threads):
                 loss = net.loss_and_gradient(X, X)
             return loss, net.grads.astype(np.float64)
 
@@ -293,8 +300,9 @@ class Autoencoder(TransformerMixin, BaseEstimator):
             if self.verbose:
                 print(f"iteration {self.n_iter_:4d}  loss {intermediate_result.fun:.6g}")
 
-        res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
-                       callback=callback, options={"maxiter": p["epochs"]})
+        with threadpool_limits(1, user_api="blas"):
+            res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
+                           callback=callback, options={"maxiter": p["epochs"]})
         net.params[:] = res.x.astype(dtype)
         self.lbfgs_result_ = res
 
@@ -324,14 +332,17 @@ class Autoencoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """The code (hidden representation) of each row of X."""
+        self._check_fitted()
         return self._forward(X, "X", 0, self._code_layer)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space (the generative half)."""
+        self._check_fitted()
         return self._forward(X, "X", self._code_layer, len(self._net.sizes) - 1)
 
     def predict(self, X):
         """The reconstruction X̂ of each row of X."""
+        self._check_fitted()
         return self._forward(X, "X", 0, len(self._net.sizes) - 1)
 
     def reconstruction_error(self, X):

@@ -1,0 +1,560 @@
+"""CPU benchmark: training steps per second of a sparse autoencoder.
+
+What is measured
+----------------
+The throughput (steps per second) of one full training step -- forward
+pass, squared-error loss, KL sparsity penalty, back-propagation and an SGD
+update -- repeated on one fixed batch, for three implementations of the
+same model:
+
+1. ``fusedae``: the compiled engine, ``net.train_step(X, X)``;
+2. ``numpy``: the NumPy reference (the specification),
+   ``fusedae.reference.optim.train_step`` in float32;
+3. ``torch``: PyTorch eager with autograd and ``torch.optim.SGD`` (skipped,
+   with a note, if torch cannot be imported).
+
+The model is a D-N-D sparse autoencoder, sigmoid hidden and output layers,
+loss ``(1/B) sum 1/2 ||xhat - x||^2 + beta sum_n KL(rho || rhohat_n)`` with
+``rhohat`` the batch mean of the hidden activations, ``rho = 0.05``,
+``beta = 3``, SGD with learning rate 0.1, float32. The engine and the
+reference clamp ``rhohat`` away from 0 and 1 inside the KL term; the
+PyTorch version is written the plain way, without a clamp, so it may go
+non-finite (that is counted and reported, and timing carries on).
+
+All three start from the same parameters (the reference's Glorot init,
+seed 0) and the same "MNIST-like" batch: each entry nonzero with
+probability 0.2, then U(0, 1).
+
+Workloads (D, N, B): W-tiny (64, 16, 64), W-mnist (784, 196, 256),
+W-wide (1024, 1024, 1024). A step costs about 10 B D N flops (two GEMMs
+forward, three backward, two flops per multiply-add), which gives the
+GFLOP/s column.
+
+How
+---
+For each thread count t (``--threads``), the engine gets
+``engine.set_num_threads(t)``, NumPy ``threadpoolctl.threadpool_limits(t)``
+and PyTorch ``torch.set_num_threads(t)``; all are restored afterwards.
+
+Before any timing, each workload is checked once: engine and reference
+take 5 SGD steps from the same parameters, and the engine's loss must then
+be finite and within 1e-3 (relative) of the reference's.
+
+For each workload, every competitor is warmed up (at least 3 steps and
+0.3 s), and its warm-up rate fixes how many steps fill one window of about
+``--seconds``. Then, for each of ``--reps`` repetitions, the competitors
+are timed one after another -- interleaved, the starting competitor
+rotating each repetition -- so that slow drifts of a noisy machine hit all
+of them alike. Each window yields one steps/s figure; the report gives the
+median over repetitions (and min, max). Losses are collected inside the
+timed loop and checked for non-finite values outside it.
+
+Usage::
+
+    python bench/cpu.py [--reps 7] [--threads 1,2] [--seconds 0.5]
+                        [--workloads W-tiny,W-mnist,W-wide] [--out PATH]
+
+Prints one table per thread count and writes every raw measurement as JSON
+(default ``bench/results/cpu-<YYYY-MM-DD>.json``).
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import threadpoolctl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+_common.ensure_fusedae_importable()
+import fusedae  # noqa: E402
+from fusedae._native import engine  # noqa: E402
+from fusedae.reference import mlp, optim  # noqa: E402
+
+try:
+    import torch
+except ImportError as exc:  # PyTorch is an optional competitor
+    torch = None
+    TORCH_MISSING = f"{type(exc).__name__}: {exc}"
+else:
+    TORCH_MISSING = None
+
+WORKLOADS = {
+    "W-tiny": (64, 16, 64),
+    "W-mnist": (784, 196, 256),
+    "W-wide": (1024, 1024, 1024),
+}
+RHO = 0.05
+BETA = 3.0
+LEARNING_RATE = 0.1
+PARAM_SEED = 0
+DATA_SEED = 1234
+VERIFY_STEPS = 5
+VERIFY_RTOL = 1e-3
+
+
+def reference_spec(D, N):
+    return mlp.MLPSpec(sizes=(D, N, D), activations=("sigmoid", "sigmoid"),
+                       loss="squared_error", sparsity_layer=1,
+                       sparsity_target=RHO, sparsity_weight=BETA)
+
+
+def initial_params(D, N):
+    """The reference's initial (Ws, bs), float32, shared by all competitors."""
+    return mlp.init_params(reference_spec(D, N),
+                           np.random.default_rng(PARAM_SEED),
+                           dtype=np.float32)
+
+
+# ---------------------------------------------------------------- competitors
+#
+# Each make_* function returns (step, to_floats): step() performs one training
+# step and returns that step's loss in whatever form is cheapest to produce;
+# to_floats(list of those) turns them into Python floats after the timer has
+# stopped.
+
+def _identity_floats(losses):
+    return [float(x) for x in losses]
+
+
+def make_engine_network(D, N, Ws, bs):
+    net = engine.Network(sizes=[D, N, D], activations=["sigmoid", "sigmoid"],
+                         loss="squared_error", dtype="float32",
+                         weight_decay=0.0, sparsity_layer=1,
+                         sparsity_target=RHO, sparsity_weight=BETA)
+    net.init_params(PARAM_SEED)
+    net.params[:] = mlp.flatten(Ws, bs)  # [W1.ravel(), b1, W2.ravel(), b2]
+    net.set_optimizer("sgd", LEARNING_RATE)
+    return net
+
+
+def make_fusedae(D, N, X, Ws, bs):
+    net = make_engine_network(D, N, Ws, bs)
+
+    def step():
+        return net.train_step(X, X)
+
+    return step, _identity_floats
+
+
+def make_numpy(D, N, X, Ws, bs):
+    spec = reference_spec(D, N)
+    Ws = [W.copy() for W in Ws]
+    bs = [b.copy() for b in bs]
+    opt = optim.SGD(LEARNING_RATE)
+
+    def step():
+        return optim.train_step(Ws, bs, X, X, spec, opt)
+
+    return step, _identity_floats
+
+
+if torch is not None:
+    class SparseAutoencoder(torch.nn.Module):
+        """D-N-D autoencoder with sigmoid hidden and output layers."""
+
+        def __init__(self, D, N):
+            super().__init__()
+            self.encoder = torch.nn.Linear(D, N)
+            self.decoder = torch.nn.Linear(N, D)
+
+        def forward(self, x):
+            hidden = torch.sigmoid(self.encoder(x))
+            return torch.sigmoid(self.decoder(hidden)), hidden
+
+
+def sparse_autoencoder_loss(xhat, x, hidden, rho, beta):
+    """(1/B) sum 1/2 ||xhat - x||^2 + beta sum KL(rho || rhohat), no clamp."""
+    batch = x.shape[0]
+    reconstruction = 0.5 * torch.nn.functional.mse_loss(
+        xhat, x, reduction="sum") / batch
+    rhohat = hidden.mean(dim=0)
+    kl = (rho * torch.log(rho / rhohat)
+          + (1 - rho) * torch.log((1 - rho) / (1 - rhohat)))
+    return reconstruction + beta * kl.sum()
+
+
+def make_torch(D, N, X, Ws, bs):
+    model = SparseAutoencoder(D, N)
+    with torch.no_grad():
+        # nn.Linear keeps its weight as (out, in): the transpose of ours.
+        model.encoder.weight.copy_(torch.from_numpy(Ws[0].T))
+        model.encoder.bias.copy_(torch.from_numpy(bs[0]))
+        model.decoder.weight.copy_(torch.from_numpy(Ws[1].T))
+        model.decoder.bias.copy_(torch.from_numpy(bs[1]))
+    opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    x = torch.from_numpy(X)
+
+    def step():
+        xhat, hidden = model(x)
+        loss = sparse_autoencoder_loss(xhat, x, hidden, RHO, BETA)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def to_floats(losses):
+        if not losses:
+            return []
+        return torch.stack(losses).tolist()
+
+    return step, to_floats
+
+
+def competitors():
+    names = {"fusedae": make_fusedae, "numpy": make_numpy}
+    if torch is not None:
+        names["torch"] = make_torch
+    return names
+
+
+# --------------------------------------------------------------- verification
+
+def verify(name, D, N, X):
+    """Engine vs reference loss after VERIFY_STEPS SGD steps; exits on a
+    mismatch."""
+    spec = reference_spec(D, N)
+    Ws, bs = initial_params(D, N)
+    net = make_engine_network(D, N, Ws, bs)
+    ref_Ws = [W.copy() for W in Ws]
+    ref_bs = [b.copy() for b in bs]
+    opt = optim.SGD(LEARNING_RATE)
+    for _ in range(VERIFY_STEPS):
+        net.train_step(X, X)
+        optim.train_step(ref_Ws, ref_bs, X, X, spec, opt)
+    engine_loss = float(net.loss_and_gradient(X, X))
+    reference_loss = float(mlp.loss(ref_Ws, ref_bs, X, X, spec))
+    rel = abs(engine_loss - reference_loss) / max(abs(reference_loss),
+                                                  np.finfo(np.float32).tiny)
+    ok = (math.isfinite(engine_loss) and math.isfinite(reference_loss)
+          and rel <= VERIFY_RTOL)
+    result = {"engine_loss": engine_loss, "reference_loss": reference_loss,
+              "relative_difference": rel, "steps": VERIFY_STEPS,
+              "rtol": VERIFY_RTOL, "agree": ok}
+    if not ok:
+        sys.exit(f"FAIL {name}: after {VERIFY_STEPS} steps the engine's loss "
+                 f"is {engine_loss!r}, the reference's {reference_loss!r} "
+                 f"(relative difference {rel:.3g} > {VERIFY_RTOL})")
+    print(f"{name}: agree (engine {engine_loss:.6g}, reference "
+          f"{reference_loss:.6g}, relative difference {rel:.2e} after "
+          f"{VERIFY_STEPS} steps)")
+    return result
+
+
+# ------------------------------------------------------------------ measuring
+
+def bench_workload(name, D, N, B, X, reps, seconds):
+    """Warm up, calibrate and time every competitor on one workload at the
+    current thread settings. Returns a JSON-ready dict."""
+    Ws, bs = initial_params(D, N)
+    makers = competitors()
+    state = {}
+    for comp, make in makers.items():
+        step, to_floats = make(D, N, X, Ws, bs)
+        rate, warm_losses = _common.warm_up(step)
+        warm_losses = to_floats(warm_losses)
+        state[comp] = {
+            "step": step, "to_floats": to_floats,
+            "warmup_steps_per_s": rate,
+            "steps_per_window": _common.steps_for(rate, seconds),
+            "steps_done": len(warm_losses),
+            "warmup_nonfinite": _common.count_nonfinite(warm_losses),
+            "first_nonfinite_step": next(
+                (i for i, v in enumerate(warm_losses)
+                 if not math.isfinite(v)), None),
+            "last_loss": warm_losses[-1],
+            "raw": [],
+        }
+
+    order = list(makers)
+    for rep in range(reps):
+        # Interleave: one window per competitor per repetition, rotating
+        # which one goes first.
+        k = rep % len(order)
+        for comp in order[k:] + order[:k]:
+            s = state[comp]
+            elapsed, losses = _common.time_steps(s["step"],
+                                                 s["steps_per_window"])
+            losses = s["to_floats"](losses)
+            bad = _common.count_nonfinite(losses)
+            if bad and s["first_nonfinite_step"] is None:
+                first = next(i for i, v in enumerate(losses)
+                             if not math.isfinite(v))
+                s["first_nonfinite_step"] = s["steps_done"] + first
+            s["steps_done"] += len(losses)
+            s["last_loss"] = losses[-1]
+            s["raw"].append({"rep": rep, "steps": len(losses),
+                             "seconds": elapsed,
+                             "steps_per_s": len(losses) / elapsed,
+                             "nonfinite_losses": bad})
+
+    flops_per_step = 10 * B * D * N
+    out = {"D": D, "N": N, "B": B, "flops_per_step": flops_per_step,
+           "competitors": {}}
+    for comp, s in state.items():
+        rates = [r["steps_per_s"] for r in s["raw"]]
+        summary = _common.summarize(rates)
+        out["competitors"][comp] = {
+            "warmup_steps_per_s": s["warmup_steps_per_s"],
+            "steps_per_window": s["steps_per_window"],
+            "warmup_nonfinite_losses": s["warmup_nonfinite"],
+            "timed_nonfinite_losses": sum(r["nonfinite_losses"]
+                                          for r in s["raw"]),
+            "first_nonfinite_step": s["first_nonfinite_step"],
+            "total_steps": s["steps_done"],
+            "final_loss": s["last_loss"],
+            "steps_per_s": summary,
+            "raw": s["raw"],
+        }
+    fus = out["competitors"]["fusedae"]
+    out["fusedae_gflops"] = {k: v * flops_per_step / 1e9
+                             for k, v in fus["steps_per_s"].items()}
+    out["ratios"] = {}
+    for other in out["competitors"]:
+        if other == "fusedae":
+            continue
+        o = out["competitors"][other]
+        # Ratio of medians (the table's figure) and the median of the
+        # per-repetition ratios (windows timed close together).
+        paired = [a["steps_per_s"] / b["steps_per_s"]
+                  for a, b in zip(fus["raw"], o["raw"])]
+        out["ratios"][f"fusedae/{other}"] = {
+            "of_medians": (fus["steps_per_s"]["median"]
+                           / o["steps_per_s"]["median"]),
+            "paired": _common.summarize(paired),
+        }
+    return out
+
+
+class ThreadSettings:
+    """Set every competitor to t threads; restore the previous settings on
+    exit."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __enter__(self):
+        self.saved_engine = engine.get_num_threads()
+        self.saved_torch = torch.get_num_threads() if torch else None
+        self.limits = threadpoolctl.threadpool_limits(limits=self.t)
+        # threadpool_limits reaches every BLAS it sees, the engine's
+        # scipy-openblas32 included; set the engine and torch explicitly too.
+        engine.set_num_threads(self.t)
+        if torch is not None:
+            torch.set_num_threads(self.t)
+        return self
+
+    def __exit__(self, *exc):
+        self.limits.restore_original_limits()
+        engine.set_num_threads(self.saved_engine)
+        if torch is not None:
+            torch.set_num_threads(self.saved_torch)
+        return False
+
+
+# ------------------------------------------------------------------ reporting
+
+def fmt_rate(summary):
+    return "-" if summary is None else f"{summary['median']:.4g}"
+
+
+def fmt_spread(summary):
+    if summary is None:
+        return "-"
+    return f"[{summary['min']:.4g}, {summary['max']:.4g}]"
+
+
+def print_table(t, results):
+    has_torch = torch is not None
+    header = ["workload", "fusedae steps/s", "NumPy steps/s"]
+    if has_torch:
+        header.append("PyTorch steps/s")
+    header.append("fusedae/NumPy")
+    if has_torch:
+        header.append("fusedae/PyTorch")
+    header += ["fusedae GFLOP/s", "non-finite losses (fus/np"
+               + ("/torch)" if has_torch else ")")]
+    rows = []
+    spreads = []
+    for name, res in results.items():
+        c = res["competitors"]
+        row = [name, fmt_rate(c["fusedae"]["steps_per_s"]),
+               fmt_rate(c["numpy"]["steps_per_s"])]
+        if has_torch:
+            row.append(fmt_rate(c["torch"]["steps_per_s"]))
+        row.append(f"{res['ratios']['fusedae/numpy']['of_medians']:.2f}x")
+        if has_torch:
+            row.append(f"{res['ratios']['fusedae/torch']['of_medians']:.2f}x")
+        row.append(f"{res['fusedae_gflops']['median']:.1f}")
+        counts = []
+        for comp in c:
+            n = (c[comp]["warmup_nonfinite_losses"]
+                 + c[comp]["timed_nonfinite_losses"])
+            counts.append(f"{n}/{c[comp]['total_steps']}" if n else "0")
+        row.append(" / ".join(counts))
+        rows.append(row)
+        spreads.append((name, {comp: c[comp]["steps_per_s"] for comp in c}))
+
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows))
+              for i in range(len(header))]
+    line = " | ".join(h.ljust(w) for h, w in zip(header, widths))
+    print(f"\nthreads = {t}  (median steps/s over reps)")
+    print(line)
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(v.ljust(w) for v, w in zip(r, widths)))
+    print("min/max steps/s over reps:")
+    for name, per in spreads:
+        print(f"  {name}: " + ", ".join(f"{comp} {fmt_spread(s)}"
+                                        for comp, s in per.items()))
+
+
+def torch_blas_info():
+    try:
+        config = torch.__config__.show()
+    except Exception:  # best effort: informational only
+        return None
+    keep = [ln.strip() for ln in config.splitlines()
+            if any(k in ln for k in ("BLAS_INFO", "LAPACK_INFO", "CPU capability",
+                                     "OpenMP", "MKL", "oneDNN"))]
+    return keep
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Training steps/s of fusedae vs NumPy vs PyTorch (CPU).")
+    p.add_argument("--reps", type=int, default=7,
+                   help="timed windows per competitor and workload (default 7)")
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help="comma-separated subset of " + ", ".join(WORKLOADS))
+    p.add_argument("--seconds", type=float, default=0.5,
+                   help="target length of one timed window (default 0.5)")
+    p.add_argument("--out", default=None,
+                   help="JSON output path (default "
+                        "bench/results/cpu-<YYYY-MM-DD>.json)")
+    args = p.parse_args(argv)
+    try:
+        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        p.error(f"--threads: expected integers like 1,2, got {args.threads!r}")
+    if not args.threads or min(args.threads) < 1:
+        p.error("--threads: need at least one count >= 1")
+    by_lower = {k.lower(): k for k in WORKLOADS}
+    names = []
+    for w in args.workloads.split(","):
+        w = w.strip()
+        if not w:
+            continue
+        key = by_lower.get(w.lower()) or by_lower.get("w-" + w.lower())
+        if key is None:
+            p.error(f"--workloads: unknown workload {w!r}; expected one of "
+                    f"{', '.join(WORKLOADS)}")
+        names.append(key)
+    args.workloads = names
+    if args.reps < 1:
+        p.error("--reps must be >= 1")
+    if not args.seconds > 0:
+        p.error("--seconds must be > 0")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    today = datetime.date.today().isoformat()
+    out_path = args.out or os.path.join(_common.REPO, "bench", "results",
+                                        f"cpu-{today}.json")
+
+    machine = _common.machine_info()
+    isa = make_engine_network(*WORKLOADS["W-tiny"][:2],
+                              *initial_params(*WORKLOADS["W-tiny"][:2])).isa
+    print(f"CPU: {machine['cpu_model']} ({machine['nproc']} logical CPUs)")
+    print(f"numpy {np.__version__}, fusedae {fusedae.__version__} "
+          f"(engine ISA {isa}, OpenBLAS core {engine.blas_corename()}), "
+          + (f"torch {torch.__version__}" if torch is not None
+             else f"torch not available ({TORCH_MISSING}): PyTorch skipped"))
+
+    data = {name: _common.mnist_like(WORKLOADS[name][2], WORKLOADS[name][0],
+                                     DATA_SEED)
+            for name in args.workloads}
+
+    print("\nverification (engine vs NumPy reference):")
+    verification = {}
+    for name in args.workloads:
+        D, N, _ = WORKLOADS[name]
+        verification[name] = verify(name, D, N, data[name])
+
+    runs = []
+    for t in args.threads:
+        with ThreadSettings(t):
+            threads_seen = {"engine": engine.get_num_threads(),
+                            "torch": torch.get_num_threads() if torch else None,
+                            "threadpoolctl": threadpoolctl.threadpool_info()}
+            results = {}
+            for name in args.workloads:
+                D, N, B = WORKLOADS[name]
+                print(f"  timing {name} with {t} thread(s)...", flush=True)
+                results[name] = bench_workload(name, D, N, B, data[name],
+                                               args.reps, args.seconds)
+        print_table(t, results)
+        runs.append({"threads": t, "threads_seen": threads_seen,
+                     "workloads": results})
+
+    torch_notes = []
+    for run in runs:
+        for name, res in run["workloads"].items():
+            tc = res["competitors"].get("torch")
+            if tc and tc["first_nonfinite_step"] is not None:
+                torch_notes.append(
+                    f"{name} at {run['threads']} thread(s): PyTorch's loss "
+                    f"went non-finite at step {tc['first_nonfinite_step']} "
+                    f"(no clamp in its KL); timing continued on NaNs")
+    for note in torch_notes:
+        print("note: " + note)
+    if torch is None:
+        print(f"note: PyTorch skipped ({TORCH_MISSING})")
+
+    report = {
+        "date": today,
+        "timestamp": datetime.datetime.now().astimezone().isoformat(),
+        "command": [sys.executable] + sys.argv,
+        "settings": {"reps": args.reps, "threads": args.threads,
+                     "seconds_per_window": args.seconds,
+                     "workloads": {n: dict(zip("DNB", WORKLOADS[n]))
+                                   for n in args.workloads},
+                     "rho": RHO, "beta": BETA, "learning_rate": LEARNING_RATE,
+                     "dtype": "float32", "param_seed": PARAM_SEED,
+                     "data_seed": DATA_SEED,
+                     "data": "each entry nonzero with p=0.2, then U(0,1)"},
+        "machine": machine,
+        "versions": {
+            "python": machine["python"],
+            "numpy": np.__version__,
+            "threadpoolctl": threadpoolctl.__version__,
+            "fusedae": fusedae.__version__,
+            "fusedae_path": os.path.dirname(fusedae.__file__),
+            "torch": torch.__version__ if torch is not None else None,
+        },
+        "engine": {"isa": isa, "supported_isas": list(engine.supported_isas()),
+                   "blas_corename": engine.blas_corename()},
+        "torch": ({"blas": torch_blas_info(),
+                   "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+                  if torch is not None else {"skipped": TORCH_MISSING}),
+        "verification": verification,
+        "runs": runs,
+        "notes": torch_notes,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
+        json.dump(_common.finite_json(report), f, indent=1, default=str,
+                  allow_nan=False)
+    print(f"\nwrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
