@@ -57,18 +57,46 @@ def machine_info():
     }
 
 
-def time_steps(step, n_steps):
-    """Run ``step()`` n_steps times; return (seconds, list of its results).
+def cpu_counters():
+    """(CPU seconds the whole machine spent busy, CPU seconds this process
+    used), or None where /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal: all but idle and
+    # iowait count as busy (steal: the hypervisor ran someone else).
+    busy_ticks = sum(fields) - fields[3] - fields[4]
+    own = os.times()
+    return busy_ticks / os.sysconf("SC_CLK_TCK"), own.user + own.system
 
-    The results (losses) are only collected inside the timed loop; checking
-    them for non-finite values is left to the caller, outside the timer.
+
+def foreign_load(before, after, seconds):
+    """Average number of CPUs kept busy by *other* processes between two
+    cpu_counters() readings taken `seconds` apart (None if unknown).
+    The counters tick at 100 Hz, so this is rough for short windows."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(0.0, others / seconds)
+
+
+def time_steps(step, n_steps):
+    """Run ``step()`` n_steps times.
+
+    Returns (seconds, list of its results, foreign load: CPUs used by other
+    processes meanwhile). The results (losses) are only collected inside
+    the timed loop; checking them is left to the caller, outside the timer.
     """
     results = []
     append = results.append
+    counters = cpu_counters()
     start = time.perf_counter()
     for _ in range(n_steps):
         append(step())
-    return time.perf_counter() - start, results
+    elapsed = time.perf_counter() - start
+    return elapsed, results, foreign_load(counters, cpu_counters(), elapsed)
 
 
 def warm_up(step, min_steps=3, min_seconds=0.3):

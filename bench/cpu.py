@@ -47,7 +47,10 @@ are timed one after another -- interleaved, the starting competitor
 rotating each repetition -- so that slow drifts of a noisy machine hit all
 of them alike. Each window yields one steps/s figure; the report gives the
 median over repetitions (and min, max). Losses are collected inside the
-timed loop and checked for non-finite values outside it.
+timed loop and checked for non-finite values outside it. Each window also
+records how many CPUs other processes kept busy meanwhile (from
+/proc/stat), since on a small shared machine a single foreign process can
+halve a two-thread measurement.
 
 Usage::
 
@@ -277,8 +280,8 @@ def bench_workload(name, D, N, B, X, reps, seconds):
         k = rep % len(order)
         for comp in order[k:] + order[:k]:
             s = state[comp]
-            elapsed, losses = _common.time_steps(s["step"],
-                                                 s["steps_per_window"])
+            elapsed, losses, foreign = _common.time_steps(
+                s["step"], s["steps_per_window"])
             losses = s["to_floats"](losses)
             bad = _common.count_nonfinite(losses)
             if bad and s["first_nonfinite_step"] is None:
@@ -290,7 +293,8 @@ def bench_workload(name, D, N, B, X, reps, seconds):
             s["raw"].append({"rep": rep, "steps": len(losses),
                              "seconds": elapsed,
                              "steps_per_s": len(losses) / elapsed,
-                             "nonfinite_losses": bad})
+                             "nonfinite_losses": bad,
+                             "foreign_cpus": foreign})
 
     flops_per_step = 10 * B * D * N
     out = {"D": D, "N": N, "B": B, "flops_per_step": flops_per_step,
@@ -308,6 +312,9 @@ def bench_workload(name, D, N, B, X, reps, seconds):
             "total_steps": s["steps_done"],
             "final_loss": s["last_loss"],
             "steps_per_s": summary,
+            "foreign_cpus": _common.summarize(
+                [r["foreign_cpus"] for r in s["raw"]
+                 if r["foreign_cpus"] is not None]),
             "raw": s["raw"],
         }
     fus = out["competitors"]["fusedae"]
@@ -411,6 +418,14 @@ def print_table(t, results):
     for name, per in spreads:
         print(f"  {name}: " + ", ".join(f"{comp} {fmt_spread(s)}"
                                         for comp, s in per.items()))
+    loads = [r["foreign_cpus"] for res in results.values()
+             for c in res["competitors"].values() for r in c["raw"]
+             if r["foreign_cpus"] is not None]
+    if loads:
+        busy = sum(1 for x in loads if x > 0.25)
+        print(f"CPUs busy with other processes during the timed windows: "
+              f"median {_common.summarize(loads)['median']:.2f}, max "
+              f"{max(loads):.2f}; {busy} of {len(loads)} windows above 0.25")
 
 
 def torch_blas_info():
