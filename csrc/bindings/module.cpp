@@ -82,6 +82,17 @@ struct Guard {
   }
 };
 
+// Validates an (X, Y) batch and runs `op` on it with the GIL released.
+double on_batch(Network& n, py::handle x, py::handle y,
+                double (Network::*op)(const void*, const void*, std::int64_t)) {
+  auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
+  auto ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
+  if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
+  Guard g(n);
+  py::gil_scoped_release nogil;
+  return (n.*op)(xa.data(), ya.data(), xa.shape(0));
+}
+
 py::array param_view(py::object self, void* data, std::int64_t n, DType dt, bool writeable) {
   py::array a(numpy_dtype(dt), {n}, {static_cast<std::int64_t>(dtype_size(dt))}, data, self);
   if (!writeable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
@@ -203,20 +214,10 @@ PYBIND11_MODULE(_engine, m) {
         return out;
       }, py::arg("X"), py::arg("start") = 0, py::arg("stop") = -1)
       .def("loss_and_gradient", [](Network& n, py::handle x, py::handle y) {
-        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
-        auto ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
-        if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
-        Guard g(n);
-        py::gil_scoped_release nogil;
-        return n.loss_and_gradient(xa.data(), ya.data(), xa.shape(0));
+        return on_batch(n, x, y, &Network::loss_and_gradient);
       }, py::arg("X"), py::arg("Y"))
       .def("train_step", [](Network& n, py::handle x, py::handle y) {
-        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
-        auto ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
-        if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
-        Guard g(n);
-        py::gil_scoped_release nogil;
-        return n.train_step(xa.data(), ya.data(), xa.shape(0));
+        return on_batch(n, x, y, &Network::train_step);
       }, py::arg("X"), py::arg("Y"))
       .def("fit_epoch", [](Network& n, py::handle x, py::object y, std::int64_t batch_size,
                            bool shuffle, const std::string& noise, double noise_level) {

@@ -19,6 +19,17 @@ from ._errors import TrainingDivergedError
 from ._native import engine
 
 
+def _set_params(estimator, values):
+    """Store the constructor's arguments as attributes, unchanged.
+
+    scikit-learn's contract: ``__init__`` only records hyperparameters (they
+    are validated in ``fit``); ``get_params`` reads them back by name.
+    """
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 @contextlib.contextmanager
 def _blas_threads(n):
     """Run the engine with ``n`` BLAS threads (None: leave the default)."""
@@ -115,26 +126,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
-        self.n_hidden = n_hidden
-        self.activation = activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.weight_decay = weight_decay
-        self.sparsity_target = sparsity_target
-        self.sparsity_weight = sparsity_weight
-        self.noise = noise
-        self.noise_level = noise_level
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.shuffle = shuffle
-        self.n_threads = n_threads
-        self.device = device
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+        _set_params(self, locals())
 
     # ------------------------------------------------------------------ setup
     def _checked_params(self):
@@ -443,13 +435,7 @@ class SparseAutoencoder(Autoencoder):
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
-        super().__init__(
-            n_hidden, activation=activation, output_activation=output_activation, loss=loss,
-            weight_decay=weight_decay, sparsity_target=sparsity_target,
-            sparsity_weight=sparsity_weight, noise=noise, noise_level=noise_level,
-            optimizer=optimizer, learning_rate=learning_rate, momentum=momentum,
-            batch_size=batch_size, epochs=epochs, shuffle=shuffle, n_threads=n_threads,
-            device=device, dtype=dtype, random_state=random_state, verbose=verbose)
+        _set_params(self, locals())
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -466,10 +452,4 @@ class DenoisingAutoencoder(Autoencoder):
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
-        super().__init__(
-            n_hidden, activation=activation, output_activation=output_activation, loss=loss,
-            weight_decay=weight_decay, sparsity_target=sparsity_target,
-            sparsity_weight=sparsity_weight, noise=noise, noise_level=noise_level,
-            optimizer=optimizer, learning_rate=learning_rate, momentum=momentum,
-            batch_size=batch_size, epochs=epochs, shuffle=shuffle, n_threads=n_threads,
-            device=device, dtype=dtype, random_state=random_state, verbose=verbose)
+        _set_params(self, locals())
