@@ -123,6 +123,7 @@ Network::~Network() {
   std::free(state0_);
   std::free(state1_);
   std::free(perm_);
+  std::free(partials_);
 }
 
 void Network::set_optimizer(const OptimizerConfig& opt) {
@@ -162,12 +163,21 @@ void Network::reserve_rows(std::int64_t rows) {
   pong_ = take(rows * hidden_max);
   batch_x_ = take(rows * n_[0]);
   batch_y_ = take(rows * n_[L_]);
-  colsum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
-  owned_.push_back(colsum_);
   rho_sum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
   owned_.push_back(rho_sum_);
   sparse_term_ = take(max_width_ + 1);
   rows_capacity_ = rows;
+}
+
+void Network::reserve_threads(int threads) {
+  if (threads <= threads_capacity_) return;
+  std::free(partials_);
+  partials_ = nullptr;
+  threads_capacity_ = 0;
+  part_stride_ = ((max_width_ + 1 + 7) / 8) * 8;  // whole cache lines per thread
+  const std::int64_t doubles = 3LL * threads * part_stride_ + 8LL * threads;
+  partials_ = static_cast<double*>(aligned_zeros(sizeof(double) * doubles));
+  threads_capacity_ = threads;
 }
 
 void Network::reserve_permutation(std::int64_t rows) {

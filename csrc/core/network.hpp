@@ -116,6 +116,20 @@ class Network {
  protected:
   void reserve_rows(std::int64_t rows);        // grows the workspace if needed
   void reserve_permutation(std::int64_t rows);
+  void reserve_threads(int threads);            // per-thread partial sums
+
+  // Per-thread partial sums of a parallel step, each on its own cache lines:
+  // column sums (two sets, alternating between consecutive layers so one can
+  // be reduced while the next is written), ρ̂ sums, and scalars (loss, Σw²).
+  double* part_colsum(int parity, int tid) {
+    return partials_ + (static_cast<std::int64_t>(parity) * threads_capacity_ + tid) * part_stride_;
+  }
+  double* part_rho(int tid) {
+    return partials_ + (2LL * threads_capacity_ + tid) * part_stride_;
+  }
+  double* part_scalar(int tid) {
+    return partials_ + 3LL * threads_capacity_ * part_stride_ + 8LL * tid;
+  }
 
   NetworkConfig cfg_;
   OptimizerConfig opt_;
@@ -139,9 +153,12 @@ class Network {
   void* pong_ = nullptr;
   void* batch_x_ = nullptr;    // gathered (and noised) inputs of a minibatch
   void* batch_y_ = nullptr;    // gathered targets
-  double* colsum_ = nullptr;   // max_width_ doubles: column sums (db, ρ̂)
-  double* rho_sum_ = nullptr;  // sparse layer's ρ̂ accumulator
+  double* rho_sum_ = nullptr;  // sparse layer's ρ̂ sums over the batch
   void* sparse_term_ = nullptr;  // s_n of the sparse layer, dtype
+
+  int threads_capacity_ = 0;
+  std::int64_t part_stride_ = 0;
+  double* partials_ = nullptr;
 
   std::int64_t perm_capacity_ = 0;
   std::int64_t* perm_ = nullptr;
@@ -155,5 +172,8 @@ class Network {
 // Picks the best kernel variant this CPU supports ("auto"), or the named one.
 std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa);
 std::vector<std::string> supported_cpu_isas();  // best first
+// "Haswell" where 512-bit FMAs run at the 256-bit rate (OpenBLAS's AVX2
+// kernels are then faster than its AVX-512 ones), "" otherwise.
+std::string preferred_blas_coretype();
 
 }  // namespace fusedae

@@ -2,7 +2,8 @@
 // NumPy's own BLAS comes from). The library is opened at run time from the
 // path Python hands us, so the extension has no link-time dependency on a
 // path inside some build environment, and OpenBLAS's own run-time CPU
-// dispatch (DYNAMIC_ARCH) picks its kernels for the machine it runs on.
+// dispatch (DYNAMIC_ARCH) picks its kernels for the machine it runs on. It
+// is called single-threaded: the engine's own pool splits the work.
 #pragma once
 #include <string>
 
@@ -18,8 +19,6 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const d
 void load(const std::string& path);  // throws BlasMissing
 bool loaded();
 std::string corename();
-void set_num_threads(int n);
-int get_num_threads();
 void require();  // throws BlasMissing when not loaded
 
 }  // namespace blas

@@ -18,6 +18,10 @@ FUSEDAE_DECLARE(avx2)
 FUSEDAE_DECLARE(avx512)
 #endif
 #undef FUSEDAE_DECLARE
+#if defined(__x86_64__) || defined(_M_X64)
+double fma_rate_256();
+double fma_rate_512();
+#endif
 }  // namespace cpu
 
 std::vector<std::string> supported_cpu_isas() {
@@ -35,6 +39,18 @@ std::vector<std::string> supported_cpu_isas() {
 #endif
   out.push_back("generic");
   return out;
+}
+
+std::string preferred_blas_coretype() {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+      !__builtin_cpu_supports("fma"))
+    return "";  // OpenBLAS's own choice is the only sensible one
+  // 512-bit FMAs at (about) the 256-bit rate: the AVX2 kernels are the faster.
+  if (cpu::fma_rate_512() < 1.4 * cpu::fma_rate_256()) return "Haswell";
+#endif
+  return "";
 }
 
 std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa) {

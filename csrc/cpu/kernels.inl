@@ -75,14 +75,14 @@ template <class T> struct BiasActivation {
 };
 
 // Forward epilogue of the output layer fused with the loss and its delta:
-// C (= A_{L-1}·W_L) becomes δ_L = ∂J/∂Z_L, the summed loss is returned, and
-// db_L's column sums are accumulated. Nothing of the output activations is
+// C (= A_{L-1}·W_L) becomes δ_L = ∂J/∂Z_L (inv_b = 1/B of the whole batch),
+// the loss summed over these rows is returned, and db_L's column sums are
+// accumulated. Nothing of the output activations is
 // kept: a training step never needs them.
 template <class T, Loss Lo> struct OutputDelta {
   template <Activation A>
-  static double run(T* c, std::int64_t rows, std::int64_t n, const T* b, const T* y,
+  static double run(T* c, std::int64_t rows, std::int64_t n, const T* b, const T* y, T inv_b,
                     double* colsum) {
-    const T inv_b = T(1) / static_cast<T>(rows);
     double loss = 0.0;
     for (std::int64_t r = 0; r < rows; ++r) {
       T* row = c + r * n;
@@ -113,7 +113,7 @@ template <class T, Loss Lo> struct OutputDelta {
 #pragma omp simd
       for (std::int64_t j = 0; j < n; ++j) colsum[j] += static_cast<double>(row[j]);
     }
-    return loss / static_cast<double>(rows);
+    return loss;  // summed over these rows; the caller divides by the batch size
   }
 };
 

@@ -39,30 +39,25 @@ template <class T> class NetworkImpl final : public Network {
 
   void forward(const void* xv, std::int64_t rows, int start, int stop, void* outv) override {
     blas::require();
-    const T* x = static_cast<const T*>(xv);
-    T* out = static_cast<T*>(outv);
+    ForwardJob job{this, static_cast<const T*>(xv), static_cast<T*>(outv), 0, 0, start, stop};
     // Row chunks keep the workspace small when transforming a whole data set.
     const std::int64_t chunk = rows < kForwardChunk ? rows : kForwardChunk;
     reserve_rows(chunk);
     for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
-      const std::int64_t m = rows - r0 < chunk ? rows - r0 : chunk;
-      const T* a_prev = x + r0 * n_[start];
-      for (int l = start + 1; l <= stop; ++l) {
-        T* dst = l == stop ? out + r0 * n_[stop] : A(l);
-        gemm_forward(a_prev, l, dst, m);
-        with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
-                                           nullptr);
-        a_prev = dst;
-      }
+      job.r0 = r0;
+      job.rows = rows - r0 < chunk ? rows - r0 : chunk;
+      dispatch(job.rows, &ForwardJob::task, &job);
     }
   }
 
   double loss_and_gradient(const void* xv, const void* yv, std::int64_t rows) override {
     blas::require();
     reserve_rows(rows);
-    double loss = forward_backward(static_cast<const T*>(xv), static_cast<const T*>(yv), rows);
+    StepJob job{this, static_cast<const T*>(xv), static_cast<const T*>(yv), rows, false};
+    dispatch(rows, &StepJob::task, &job);
+    double loss = job.loss;
     const double lam = cfg_.weight_decay;
-    if (lam > 0) {
+    if (lam > 0 && std::isfinite(loss)) {
       double sumsq = 0.0;
       for (int l = 1; l <= L_; ++l) {
         const T* w = P() + w_off_[l];
@@ -141,6 +136,11 @@ template <class T> class NetworkImpl final : public Network {
 
  private:
   static constexpr std::int64_t kForwardChunk = 2048;
+  // Below this many multiply-add flops per call (forward, all layers) a step
+  // runs on the calling thread: ~50 µs of work, where the pool's barriers
+  // would cost more than they save.
+  static constexpr double kParallelFlops = 2.0e6;
+  int threads_used_ = 1;  // threads of the last dispatch
 
   T* P() { return static_cast<T*>(params_); }
   T* G() { return static_cast<T*>(grads_); }
@@ -148,73 +148,210 @@ template <class T> class NetworkImpl final : public Network {
   T* Bias(int l) { return P() + b_off_[l]; }
   T* A(int l) { return static_cast<T*>(act_[l]); }
 
-  void gemm_forward(const T* a_prev, int l, T* dst, std::int64_t m) {
+  // dst (m × n_l) = a_prev (m × n_{l-1}) · W_l
+  void gemm_rows(const T* a_prev, int l, T* dst, std::int64_t m) {
     const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
     blas::gemm(false, false, static_cast<int>(m), n, k, T(1), a_prev, k, W(l), n, T(0), dst, n);
   }
 
-  void write_bias_grad(int l) {
-    T* db = G() + b_off_[l];
-    for (std::int64_t j = 0; j < n_[l]; ++j) db[j] = static_cast<T>(colsum_[j]);
-  }
-
-  void clear_colsum(std::int64_t n) {
-    for (std::int64_t j = 0; j < n; ++j) colsum_[j] = 0.0;
-  }
-
   bool sparse_active() const { return cfg_.sparsity_layer > 0 && cfg_.sparsity_weight > 0; }
 
-  // Forward, loss, sparsity and backward for one batch; gradients (without
-  // the λW term) land in grads(). Returns data loss + sparsity penalty.
-  double forward_backward(const T* x, const T* y, std::int64_t B) {
+  // ---- the parallel step ---------------------------------------------------
+  // Every thread of the pool runs step_part() on its share: batch rows for the
+  // forward pass, the output delta and the hidden deltas (each thread's GEMM is
+  // followed by the epilogue on the rows it just wrote, while they are in
+  // cache), rows of each dW (a GEMM over the whole batch), and a range of the
+  // parameters for the optimizer. Column sums (db, ρ̂) and the loss are summed
+  // per thread and reduced by thread 0. OpenBLAS itself runs single-threaded.
+
+  struct StepJob {
+    NetworkImpl* net;
+    const T* x;
+    const T* y;
+    std::int64_t B;
+    bool update;            // false: loss and gradient only
+    std::int64_t t = 0;     // Adam's step number for this update
+    double loss = 0.0;      // data + sparsity (set by thread 0)
+    double sumsq = 0.0;     // Σ‖W‖² before the update (for the decay term)
+    static void task(void* ctx, int tid, int nt) {
+      auto* j = static_cast<StepJob*>(ctx);
+      j->net->step_part(*j, tid, nt);
+    }
+  };
+
+  struct ForwardJob {
+    NetworkImpl* net;
+    const T* x;
+    T* out;
+    std::int64_t r0, rows;
+    int start, stop;
+    static void task(void* ctx, int tid, int nt) {
+      auto* j = static_cast<ForwardJob*>(ctx);
+      j->net->forward_part(*j, tid, nt);
+    }
+  };
+
+  static void split(std::int64_t n, int tid, int nt, std::int64_t* a, std::int64_t* b) {
+    *a = n * tid / nt;
+    *b = n * (tid + 1) / nt;
+  }
+
+  static void sync(int nt) {
+    if (nt > 1) ThreadPool::instance().barrier();
+  }
+
+  // Runs a job on the whole pool, or on the caller alone when the work is too
+  // small to repay the barriers (W-tiny-sized steps).
+  template <class Job>
+  void dispatch(std::int64_t rows, void (*task)(void*, int, int), Job* job) {
+    ThreadPool& pool = ThreadPool::instance();
+    double flops = 0.0;
+    for (int l = 1; l <= L_; ++l) flops += 2.0 * static_cast<double>(n_[l - 1] * n_[l]);
+    flops *= static_cast<double>(rows);
+    const bool parallel = pool.size() > 1 && flops >= kParallelFlops;
+    reserve_threads(parallel ? pool.size() : 1);
+    threads_used_ = parallel ? pool.size() : 1;
+    if (parallel) pool.run(task, job);
+    else task(job, 0, 1);
+  }
+
+  void forward_part(const ForwardJob& j, int tid, int nt) {
+    std::int64_t a, b;
+    split(j.rows, tid, nt, &a, &b);
+    const std::int64_t m = b - a;
+    if (m <= 0) return;
+    const std::int64_t r = j.r0 + a;
+    const T* a_prev = j.x + r * n_[j.start];
+    for (int l = j.start + 1; l <= j.stop; ++l) {
+      T* dst = l == j.stop ? j.out + r * n_[l] : A(l) + a * n_[l];
+      gemm_rows(a_prev, l, dst, m);
+      with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
+                                         nullptr);
+      a_prev = dst;
+    }
+  }
+
+  void step_part(StepJob& j, int tid, int nt) {
     const int sl = sparse_active() ? cfg_.sparsity_layer : 0;
-    double loss = 0.0;
-    const T* a_prev = x;
+    const std::int64_t B = j.B;
+    std::int64_t r0, r1;
+    split(B, tid, nt, &r0, &r1);
+    const std::int64_t m = r1 - r0;
+
+    // Forward: every layer on this thread's rows; no thread waits for another.
+    const T* a_prev = j.x + r0 * n_[0];
+    double loss_sum = 0.0;
     for (int l = 1; l <= L_; ++l) {
-      T* dst = l < L_ ? A(l) : static_cast<T*>(out_);
-      gemm_forward(a_prev, l, dst, B);
+      T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
+      if (m > 0) gemm_rows(a_prev, l, dst, m);
       if (l < L_) {
         double* rs = nullptr;
         if (l == sl) {
-          rs = rho_sum_;
-          for (std::int64_t j = 0; j < n_[l]; ++j) rs[j] = 0.0;
+          rs = part_rho(tid);
+          zero(rs, n_[l]);
         }
-        with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, B, n_[l], Bias(l), rs);
+        with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l), rs);
       } else {
-        clear_colsum(n_[l]);
-        loss = cfg_.loss == Loss::BinaryCrossEntropy
-                   ? with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
-                         cfg_.activations[l - 1], dst, B, n_[l], Bias(l), y, colsum_)
-                   : with_activation<OutputDelta<T, Loss::SquaredError>>(
-                         cfg_.activations[l - 1], dst, B, n_[l], Bias(l), y, colsum_);
-        write_bias_grad(l);
+        double* cs = part_colsum(0, tid);
+        zero(cs, n_[l]);
+        const T inv_b = T(1) / static_cast<T>(B);
+        loss_sum = cfg_.loss == Loss::BinaryCrossEntropy
+                       ? with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
+                             cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
+                             j.y + r0 * n_[l], inv_b, cs)
+                       : with_activation<OutputDelta<T, Loss::SquaredError>>(
+                             cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
+                             j.y + r0 * n_[l], inv_b, cs);
       }
       a_prev = dst;
     }
-    if (sl) loss += sparsity_term(sl, B);
+    part_scalar(tid)[0] = loss_sum;
+    sync(nt);
+    if (tid == 0) {
+      double loss = 0.0;
+      for (int t = 0; t < nt; ++t) loss += part_scalar(t)[0];
+      loss /= static_cast<double>(B);
+      reduce_bias_grad(L_, 0, nt);
+      if (sl) {
+        for (std::int64_t c = 0; c < n_[sl]; ++c) {
+          double s = 0.0;
+          for (int t = 0; t < nt; ++t) s += part_rho(t)[c];
+          rho_sum_[c] = s;
+        }
+        loss += sparsity_term(sl, B);
+      }
+      j.loss = loss;
+    }
+    sync(nt);
+    if (!std::isfinite(j.loss)) return;  // nothing more is written: no update follows
 
+    // Backward.
     T* delta = static_cast<T*>(out_);
+    int parity = 1;
     for (int l = L_; l >= 1; --l) {
-      const T* a_in = l == 1 ? x : A(l - 1);
+      const T* a_in = l == 1 ? j.x : A(l - 1);
       const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
-      // dW_l = A_{l-1}ᵀ·δ_l, straight into the gradient buffer.
-      blas::gemm(true, false, k, n, static_cast<int>(B), T(1), a_in, k, delta, n, T(0),
-                 G() + w_off_[l], n);
+      // dW_l = A_{l-1}ᵀ·δ_l over the whole batch; this thread's rows of dW.
+      std::int64_t i0, i1;
+      split(n_[l - 1], tid, nt, &i0, &i1);
+      if (i1 > i0)
+        blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), T(1),
+                   a_in + i0, k, delta, n, T(0), G() + w_off_[l] + i0 * n, n);
       if (l == 1) break;  // no δ for the inputs
       T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
-      blas::gemm(false, true, static_cast<int>(B), k, n, T(1), delta, n, W(l), n, T(0), g, k);
-      clear_colsum(k);
+      if (m > 0)
+        blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(l), n,
+                   T(0), g + r0 * k, k);
+      double* cs = part_colsum(parity, tid);
+      zero(cs, k);
       const T* s = (l - 1 == sl) ? static_cast<const T*>(sparse_term_) : nullptr;
-      with_activation<HiddenDelta<T>>(cfg_.activations[l - 2], g, B, n_[l - 1], A(l - 1), s,
-                                      colsum_);
-      write_bias_grad(l - 1);
+      with_activation<HiddenDelta<T>>(cfg_.activations[l - 2], g + r0 * k, m, n_[l - 1],
+                                      A(l - 1) + r0 * k, s, cs);
+      sync(nt);
+      // Thread 0 reduces this layer's db while the others start on dW_{l-1};
+      // the next layer writes the other set of partial sums.
+      if (tid == 0) reduce_bias_grad(l - 1, parity, nt);
+      parity ^= 1;
       delta = g;
     }
-    return loss;
+    if (!j.update) return;
+    sync(nt);  // every gradient, db included, is complete
+
+    // Optimizer: this thread's range of the flat parameter vector.
+    std::int64_t p0, p1;
+    split(n_params_, tid, nt, &p0, &p1);
+    T* s0 = static_cast<T*>(state0_);
+    T* s1 = static_cast<T*>(state1_);
+    double sumsq = 0.0;
+    for (int l = 1; l <= L_; ++l) {
+      const std::int64_t segs[2][2] = {{w_off_[l], w_off_[l] + n_[l - 1] * n_[l]},
+                                       {b_off_[l], b_off_[l] + n_[l]}};
+      for (int sg = 0; sg < 2; ++sg) {
+        const std::int64_t a = segs[sg][0] > p0 ? segs[sg][0] : p0;
+        const std::int64_t b = segs[sg][1] < p1 ? segs[sg][1] : p1;
+        if (b <= a) continue;
+        sumsq += optimizer_sweep<T>(opt_, j.t, P() + a, G() + a, s0 + a, s1 + a, b - a,
+                                    sg == 0 ? cfg_.weight_decay : 0.0);
+      }
+    }
+    part_scalar(tid)[1] = sumsq;
+  }
+
+  static void zero(double* p, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) p[i] = 0.0;
+  }
+
+  void reduce_bias_grad(int l, int parity, int nt) {
+    T* db = G() + b_off_[l];
+    for (std::int64_t c = 0; c < n_[l]; ++c) {
+      double s = 0.0;
+      for (int t = 0; t < nt; ++t) s += part_colsum(parity, t)[c];
+      db[c] = static_cast<T>(s);
+    }
   }
 
   // β·Σ KL(ρ‖ρ̂_n) and the per-unit term s_n of the backward epilogue, with ρ̂
-  // clamped to [ε, 1-ε] (docs/sparsity.md).
+  // clamped to [ε, 1-ε] (docs/math.md).
   double sparsity_term(int sl, std::int64_t B) {
     const double rho = cfg_.sparsity_target, beta = cfg_.sparsity_weight;
     const double eps = cfg_.dtype == DType::Float32 ? kRhohatEpsFloat32 : kRhohatEpsFloat64;
@@ -230,19 +367,15 @@ template <class T> class NetworkImpl final : public Network {
   }
 
   double step(const T* x, const T* y, std::int64_t B) {
-    double loss = forward_backward(x, y, B);
-    if (!std::isfinite(loss)) return loss;  // parameters and state untouched
-    ++optimizer_steps;
+    StepJob job{this, x, y, B, true};
+    job.t = optimizer_steps + 1;
+    dispatch(B, &StepJob::task, &job);
+    if (!std::isfinite(job.loss)) return job.loss;  // parameters and state untouched
+    optimizer_steps = job.t;
+    const int nt = threads_used_;
     double sumsq = 0.0;
-    T* s0 = static_cast<T*>(state0_);
-    T* s1 = static_cast<T*>(state1_);
-    for (int l = 1; l <= L_; ++l) {
-      const std::int64_t wo = w_off_[l], bo = b_off_[l];
-      sumsq += optimizer_sweep<T>(opt_, optimizer_steps, P() + wo, G() + wo, s0 + wo, s1 + wo,
-                                  n_[l - 1] * n_[l], cfg_.weight_decay);
-      optimizer_sweep<T>(opt_, optimizer_steps, P() + bo, G() + bo, s0 + bo, s1 + bo, n_[l], 0.0);
-    }
-    return loss + 0.5 * cfg_.weight_decay * sumsq;
+    for (int t = 0; t < nt; ++t) sumsq += part_scalar(t)[1];
+    return job.loss + 0.5 * cfg_.weight_decay * sumsq;
   }
 
   // Fisher-Yates driven by Philox(seed, kShuffle, stream = epoch): draw k

@@ -1,0 +1,65 @@
+// The engine's one thread pool. OpenBLAS runs single-threaded inside it: a
+// step splits its own work (batch rows for the forward pass and the deltas,
+// weight rows for dW, parameter ranges for the optimizer) across the pool, so
+// each thread's GEMM is followed by its epilogue on the rows it just wrote,
+// and no second pool spins against this one.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fusedae {
+
+class ThreadPool {
+ public:
+  using Task = void (*)(void* ctx, int tid, int nthreads);
+
+  static ThreadPool& instance();
+
+  int size() const { return size_; }
+  void set_size(int n);  // threads including the caller; n >= 1
+
+  // Runs task(ctx, tid, n) on every thread of the pool, n = size(), the
+  // caller being tid 0; returns when all are done. Concurrent callers take
+  // turns. (Work too small to split is run by the caller alone, without the
+  // pool: every run() uses all threads, so no worker can see a half-published
+  // job it does not take part in.)
+  void run(Task task, void* ctx);
+
+  // Every thread of the current run() must call it; none returns until all
+  // have arrived.
+  void barrier();
+
+  ~ThreadPool();
+
+ private:
+  ThreadPool();
+  void worker(int id, std::uint64_t seen);
+  void stop_workers();
+
+  int size_ = 1;
+  std::vector<std::thread> threads_;
+  std::mutex run_mutex_;  // one run() at a time
+
+  // Job slot, published by bumping generation_.
+  Task task_ = nullptr;
+  void* ctx_ = nullptr;
+  int n_ = 1;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+
+  // Barrier state.
+  std::atomic<int> arrived_{0};
+  std::atomic<std::uint64_t> barrier_generation_{0};
+};
+
+int default_thread_count();
+
+}  // namespace fusedae
