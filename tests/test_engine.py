@@ -305,3 +305,19 @@ def test_busy_network_is_refused_not_corrupted():
     # Either every call ran (one after another) or the overlapping ones were refused.
     assert all("another thread" in str(e) for e in errors)
     assert np.isfinite(net.params).all()
+
+
+def test_blas_stays_single_threaded_under_threadpoolctl():
+    # threadpoolctl reaches every BLAS in the process, the engine's included;
+    # the engine's pool runs one GEMM per thread, so a step puts OpenBLAS back
+    # to one thread rather than oversubscribing the cores.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    net = engine.Network([300, 200, 300], ["sigmoid", "sigmoid"])
+    net.init_params(0)
+    net.set_optimizer("sgd", 0.1)
+    X = np.random.default_rng(0).uniform(size=(256, 300)).astype(np.float32)
+    with threadpoolctl.threadpool_limits(limits=4):
+        net.train_step(X, X)
+        ours = [i for i in threadpoolctl.threadpool_info()
+                if i["filepath"].endswith("libscipy_openblas.so")]
+        assert ours and all(i["num_threads"] == 1 for i in ours)

@@ -20,12 +20,14 @@ using sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int,
 using dgemm_t = void (*)(int, int, int, int, int, int, double, const double*, int,
                          const double*, int, double, double*, int);
 using set_threads_t = void (*)(int);
+using get_threads_t = int (*)();
 using corename_t = const char* (*)();
 
 struct Table {
   sgemm_t sgemm = nullptr;
   dgemm_t dgemm = nullptr;
   set_threads_t set_threads = nullptr;
+  get_threads_t get_threads = nullptr;
   corename_t corename = nullptr;
 };
 
@@ -51,6 +53,8 @@ void load(const std::string& path) {
   t.dgemm = reinterpret_cast<dgemm_t>(symbol(h, "scipy_cblas_dgemm", "cblas_dgemm"));
   t.set_threads = reinterpret_cast<set_threads_t>(
       symbol(h, "scipy_openblas_set_num_threads", "openblas_set_num_threads"));
+  t.get_threads = reinterpret_cast<get_threads_t>(
+      symbol(h, "scipy_openblas_get_num_threads", "openblas_get_num_threads"));
   t.corename = reinterpret_cast<corename_t>(
       symbol(h, "scipy_openblas_get_corename", "openblas_get_corename"));
   if (!t.sgemm || !t.dgemm) {
@@ -76,6 +80,11 @@ std::string corename() {
   if (!loaded() || !g_table.corename) return "unknown";
   const char* s = g_table.corename();
   return s ? s : "unknown";
+}
+
+void keep_single_threaded() {
+  if (g_table.get_threads && g_table.set_threads && g_table.get_threads() != 1)
+    g_table.set_threads(1);
 }
 
 void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,

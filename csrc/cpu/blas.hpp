@@ -20,6 +20,10 @@ void load(const std::string& path);  // throws BlasMissing
 bool loaded();
 std::string corename();
 void require();  // throws BlasMissing when not loaded
+// Puts OpenBLAS back to one thread if something (threadpoolctl, say, which
+// reaches every BLAS in the process) raised it: the engine's pool already
+// runs one GEMM per thread, and OpenBLAS threads on top would oversubscribe.
+void keep_single_threaded();
 
 }  // namespace blas
 }  // namespace fusedae

@@ -205,6 +205,7 @@ template <class T> class NetworkImpl final : public Network {
   template <class Job>
   void dispatch(std::int64_t rows, void (*task)(void*, int, int), Job* job) {
     ThreadPool& pool = ThreadPool::instance();
+    blas::keep_single_threaded();
     double flops = 0.0;
     for (int l = 1; l <= L_; ++l) flops += 2.0 * static_cast<double>(n_[l - 1] * n_[l]);
     flops *= static_cast<double>(rows);
