@@ -189,39 +189,85 @@ static double optimizer_sweep(const OptimizerConfig& o, std::int64_t t, T* p, co
   return sumsq;
 }
 
-// Denoising corruption of a flat batch, x̃ = noise(x), drawn from
-// Philox(seed, kNoise, stream = step): element e uses word e%4 of block e/4
-// (Gaussian: words (0,1) and (2,3) are Box-Muller pairs). Salt is 1 and
-// pepper 0: inputs are expected in [0, 1].
+// Box-Muller's transcendentals: float32 uses the vectorisable polynomials of
+// fastmath.inl (the noise only needs float32 accuracy), float64 uses libm so
+// it matches the reference to rounding.
+template <class T> struct NoiseMath;
+template <> struct NoiseMath<float> {
+  static float log(float u) { return log_f32(u); }
+  static void sincos_2pi(float u, float* s, float* c) { sincos_2pi_f32(u, s, c); }
+};
+template <> struct NoiseMath<double> {
+  static double log(double u) { return std::log(u); }
+  static void sincos_2pi(double u, double* s, double* c) {
+    *s = std::sin(6.283185307179586477 * u);
+    *c = std::cos(6.283185307179586477 * u);
+  }
+};
+
+// Denoising corruption of elements [e_begin, e_end) of a flat batch,
+// x̃ = noise(x), drawn from Philox(seed, kNoise, stream = step): element e uses
+// word e%4 of block e/4 (Gaussian: words (0,1) and (2,3) are Box-Muller
+// pairs). Salt is 1 and pepper 0: inputs are expected in [0, 1]. Any split of
+// a batch into element ranges draws the same numbers, so threads can each
+// corrupt their own rows. Blocks are processed in chunks, structure of
+// arrays, so the Philox rounds and the noise formulas vectorise.
 template <class T>
-static void corrupt(const T* clean, T* noisy, std::int64_t count, Noise kind, double level,
-                    std::uint64_t seed, std::uint32_t stream) {
-  const std::int64_t blocks = (count + 3) / 4;
-  for (std::int64_t k = 0; k < blocks; ++k) {
-    const philox::U4 w = philox::block(seed, philox::kNoise, stream, static_cast<std::uint64_t>(k));
-    double v[4];
+static void corrupt(const T* clean, T* noisy, std::int64_t e_begin, std::int64_t e_end,
+                    Noise kind, double level, std::uint64_t seed, std::uint32_t stream) {
+  constexpr std::int64_t kChunk = 64;  // blocks per chunk: 256 elements
+  const std::uint32_t k0 = static_cast<std::uint32_t>(seed);
+  const std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
+  const T lvl = static_cast<T>(level), half = static_cast<T>(0.5 * level);
+  const T inv24 = static_cast<T>(1.0 / 16777216.0);
+  for (std::int64_t b0 = e_begin / 4; 4 * b0 < e_end; b0 += kChunk) {
+    const std::int64_t nb = (e_end + 3) / 4 - b0 < kChunk ? (e_end + 3) / 4 - b0 : kChunk;
+    std::uint32_t w[4][kChunk];
+#pragma omp simd
+    for (std::int64_t i = 0; i < nb; ++i) {
+      const std::uint64_t blk = static_cast<std::uint64_t>(b0 + i);
+      const philox::U4 r = philox::philox4x32_10(
+          philox::U4{{static_cast<std::uint32_t>(blk), static_cast<std::uint32_t>(blk >> 32),
+                      stream, philox::kNoise}}, k0, k1);
+      w[0][i] = r.v[0];
+      w[1][i] = r.v[1];
+      w[2][i] = r.v[2];
+      w[3][i] = r.v[3];
+    }
+    T v[4][kChunk];
     if (kind == Noise::Gaussian) {
       for (int h = 0; h < 2; ++h) {
-        const double radius = std::sqrt(-2.0 * std::log(philox::uniform24_open0(w.v[2 * h])));
-        const double theta = 6.283185307179586477 * philox::uniform24(w.v[2 * h + 1]);
-        v[2 * h] = radius * std::cos(theta);
-        v[2 * h + 1] = radius * std::sin(theta);
+#pragma omp simd
+        for (std::int64_t i = 0; i < nb; ++i) {
+          const T u0 = (static_cast<T>(w[2 * h][i] >> 8) + T(1)) * inv24;  // (0, 1]
+          const T u1 = static_cast<T>(w[2 * h + 1][i] >> 8) * inv24;       // [0, 1)
+          const T radius = std::sqrt(T(-2) * NoiseMath<T>::log(u0));
+          T sn, cs;
+          NoiseMath<T>::sincos_2pi(u1, &sn, &cs);
+          v[2 * h][i] = lvl * radius * cs;
+          v[2 * h + 1][i] = lvl * radius * sn;
+        }
       }
     } else {
-      for (int h = 0; h < 4; ++h) v[h] = philox::uniform24(w.v[h]);
+      for (int h = 0; h < 4; ++h) {
+#pragma omp simd
+        for (std::int64_t i = 0; i < nb; ++i) v[h][i] = static_cast<T>(w[h][i] >> 8) * inv24;
+      }
     }
-    const std::int64_t e0 = 4 * k;
-    const int lanes = static_cast<int>(count - e0 < 4 ? count - e0 : 4);
-    for (int h = 0; h < lanes; ++h) {
-      const T x = clean[e0 + h];
+    const std::int64_t lo = 4 * b0 > e_begin ? 4 * b0 : e_begin;
+    const std::int64_t hi = 4 * (b0 + nb) < e_end ? 4 * (b0 + nb) : e_end;
+    for (std::int64_t e = lo; e < hi; ++e) {
+      const std::int64_t i = e / 4 - b0;
+      const int h = static_cast<int>(e % 4);
+      const T x = clean[e], r = v[h][i];
       T out = x;
       switch (kind) {
-        case Noise::Gaussian: out = x + static_cast<T>(level * v[h]); break;
-        case Noise::Masking: out = v[h] < level ? T(0) : x; break;
-        case Noise::SaltPepper: out = v[h] < 0.5 * level ? T(1) : (v[h] < level ? T(0) : x); break;
+        case Noise::Gaussian: out = x + r; break;
+        case Noise::Masking: out = r < lvl ? T(0) : x; break;
+        case Noise::SaltPepper: out = r < half ? T(1) : (r < lvl ? T(0) : x); break;
         case Noise::None: break;
       }
-      noisy[e0 + h] = out;
+      noisy[e] = out;
     }
   }
 }

@@ -53,7 +53,8 @@ template <class T> class NetworkImpl final : public Network {
   double loss_and_gradient(const void* xv, const void* yv, std::int64_t rows) override {
     blas::require();
     reserve_rows(rows);
-    StepJob job{this, static_cast<const T*>(xv), static_cast<const T*>(yv), rows, false};
+    StepJob job{this, Batch::of(static_cast<const T*>(xv), static_cast<const T*>(yv)), rows,
+                false};
     dispatch(rows, &StepJob::task, &job);
     double loss = job.loss;
     const double lam = cfg_.weight_decay;
@@ -77,7 +78,7 @@ template <class T> class NetworkImpl final : public Network {
   double train_step(const void* xv, const void* yv, std::int64_t rows) override {
     blas::require();
     reserve_rows(rows);
-    return step(static_cast<const T*>(xv), static_cast<const T*>(yv), rows);
+    return step(Batch::of(static_cast<const T*>(xv), static_cast<const T*>(yv)), rows);
   }
 
   EpochResult fit_epoch(const void* xv, const void* yv, std::int64_t rows,
@@ -87,40 +88,21 @@ template <class T> class NetworkImpl final : public Network {
     const T* y = static_cast<const T*>(yv);  // null: the targets are the inputs
     const std::int64_t bs = o.batch_size < rows ? o.batch_size : rows;
     reserve_rows(bs);
+    // Rows are copied into the batch buffers when they are shuffled or
+    // corrupted; otherwise a step reads the caller's array in place.
     const bool gather = o.shuffle || o.noise != Noise::None;
     if (o.shuffle) shuffle(rows);
     ++epochs;
 
-    const std::int64_t nin = n_[0], nout = n_[L_];
-    T* bx = static_cast<T*>(batch_x_);
-    T* by = static_cast<T*>(batch_y_);
     EpochResult res;
     double weighted = 0.0;
     std::int64_t seen = 0;
     for (std::int64_t r0 = 0; r0 < rows; r0 += bs) {
       const std::int64_t m = rows - r0 < bs ? rows - r0 : bs;
-      const T* xin = x + r0 * nin;
-      const T* yin = (y ? y : x) + r0 * nout;
-      if (gather) {
-        // Autoencoder with noise: the clean rows are the targets (by) and the
-        // corrupted copy the input (bx). Otherwise inputs go to bx and given
-        // targets to by; an autoencoder without noise uses bx for both.
-        const bool noisy = o.noise != Noise::None;
-        T* clean_x = noisy && !y ? by : bx;
-        for (std::int64_t i = 0; i < m; ++i) {
-          const std::int64_t src = o.shuffle ? perm_[r0 + i] : r0 + i;
-          std::memcpy(clean_x + i * nin, x + src * nin, sizeof(T) * nin);
-          if (y) std::memcpy(by + i * nout, y + src * nout, sizeof(T) * nout);
-        }
-        if (noisy) {
-          corrupt(clean_x, bx, m * nin, o.noise, o.noise_level, seed,
-                  static_cast<std::uint32_t>(noise_steps));
-          ++noise_steps;
-        }
-        xin = bx;
-        yin = (y || noisy) ? by : bx;
-      }
-      const double loss = step(xin, yin, m);
+      Batch batch{x, y, o.shuffle ? perm_ : nullptr, r0, gather, o.noise, o.noise_level,
+                  static_cast<std::uint32_t>(noise_steps)};
+      if (o.noise != Noise::None) ++noise_steps;
+      const double loss = step(batch, m);
       if (!std::isfinite(loss)) {
         res.diverged = true;
         res.mean_loss = loss;
@@ -164,10 +146,26 @@ template <class T> class NetworkImpl final : public Network {
   // parameters for the optimizer. Column sums (db, ρ̂) and the loss are summed
   // per thread and reduced by thread 0. OpenBLAS itself runs single-threaded.
 
+  // Where a step's rows come from: a caller's (X, Y) as they are, or rows
+  // `index[first..first+B)` (or consecutive from `first`) copied into the
+  // batch buffers and, for a denoising step, corrupted on the way.
+  struct Batch {
+    const T* x;
+    const T* y;                   // null: the targets are the (clean) inputs
+    const std::int64_t* index;    // null: consecutive rows
+    std::int64_t first;
+    bool gather;
+    Noise noise;
+    double noise_level;
+    std::uint32_t noise_stream;
+    static Batch of(const T* x, const T* y) {
+      return Batch{x, y, nullptr, 0, false, Noise::None, 0.0, 0};
+    }
+  };
+
   struct StepJob {
     NetworkImpl* net;
-    const T* x;
-    const T* y;
+    Batch batch;
     std::int64_t B;
     bool update;            // false: loss and gradient only
     std::int64_t t = 0;     // Adam's step number for this update
@@ -238,9 +236,12 @@ template <class T> class NetworkImpl final : public Network {
     std::int64_t r0, r1;
     split(B, tid, nt, &r0, &r1);
     const std::int64_t m = r1 - r0;
+    const T* x;  // the whole batch's inputs and targets, once this thread's rows are in
+    const T* y;
+    stage_rows(j.batch, r0, r1, &x, &y);
 
     // Forward: every layer on this thread's rows; no thread waits for another.
-    const T* a_prev = j.x + r0 * n_[0];
+    const T* a_prev = x + r0 * n_[0];
     double loss_sum = 0.0;
     for (int l = 1; l <= L_; ++l) {
       T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
@@ -259,10 +260,10 @@ template <class T> class NetworkImpl final : public Network {
         loss_sum = cfg_.loss == Loss::BinaryCrossEntropy
                        ? with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
                              cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
-                             j.y + r0 * n_[l], inv_b, cs)
+                             y + r0 * n_[l], inv_b, cs)
                        : with_activation<OutputDelta<T, Loss::SquaredError>>(
                              cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
-                             j.y + r0 * n_[l], inv_b, cs);
+                             y + r0 * n_[l], inv_b, cs);
       }
       a_prev = dst;
     }
@@ -290,7 +291,7 @@ template <class T> class NetworkImpl final : public Network {
     T* delta = static_cast<T*>(out_);
     int parity = 1;
     for (int l = L_; l >= 1; --l) {
-      const T* a_in = l == 1 ? j.x : A(l - 1);
+      const T* a_in = l == 1 ? x : A(l - 1);
       const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
       // dW_l = A_{l-1}ᵀ·δ_l over the whole batch; this thread's rows of dW.
       std::int64_t i0, i1;
@@ -338,6 +339,33 @@ template <class T> class NetworkImpl final : public Network {
     part_scalar(tid)[1] = sumsq;
   }
 
+  // Copies (and corrupts) this thread's rows [r0, r1) of a gathered batch;
+  // sets the base pointers of the whole batch's inputs and targets.
+  void stage_rows(const Batch& b, std::int64_t r0, std::int64_t r1, const T** x, const T** y) {
+    const std::int64_t nin = n_[0], nout = n_[L_];
+    if (!b.gather) {
+      *x = b.x + b.first * nin;
+      *y = (b.y ? b.y : b.x) + b.first * nout;
+      return;
+    }
+    T* bx = static_cast<T*>(batch_x_);
+    T* by = static_cast<T*>(batch_y_);
+    // An autoencoder with noise: clean rows are the targets (by), the corrupted
+    // copy the inputs (bx). Otherwise inputs go to bx and given targets to by;
+    // an autoencoder without noise uses bx for both.
+    const bool noisy = b.noise != Noise::None;
+    T* clean_x = noisy && !b.y ? by : bx;
+    for (std::int64_t i = r0; i < r1; ++i) {
+      const std::int64_t src = b.index ? b.index[b.first + i] : b.first + i;
+      std::memcpy(clean_x + i * nin, b.x + src * nin, sizeof(T) * nin);
+      if (b.y) std::memcpy(by + i * nout, b.y + src * nout, sizeof(T) * nout);
+    }
+    if (noisy)
+      corrupt(clean_x, bx, r0 * nin, r1 * nin, b.noise, b.noise_level, seed, b.noise_stream);
+    *x = bx;
+    *y = (b.y || noisy) ? by : bx;
+  }
+
   static void zero(double* p, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i) p[i] = 0.0;
   }
@@ -367,8 +395,8 @@ template <class T> class NetworkImpl final : public Network {
     return beta * kl;
   }
 
-  double step(const T* x, const T* y, std::int64_t B) {
-    StepJob job{this, x, y, B, true};
+  double step(const Batch& batch, std::int64_t B) {
+    StepJob job{this, batch, B, true};
     job.t = optimizer_steps + 1;
     dispatch(B, &StepJob::task, &job);
     if (!std::isfinite(job.loss)) return job.loss;  // parameters and state untouched
