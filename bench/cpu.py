@@ -248,6 +248,30 @@ def verify(name, D, N, X):
     return result
 
 
+# ---------------------------------------------------------- saturation check
+
+SATURATION_STEPS = 3
+
+
+def saturation_check():
+    """W-wide fed dense U(0,1) inputs: the hidden units saturate in float32
+    (rhohat exactly 0 or 1), where an unbounded KL term is infinite. Runs a
+    few SGD steps of every competitor and reports each step's loss."""
+    D, N, B = WORKLOADS["W-wide"]
+    X = np.random.default_rng(DATA_SEED).uniform(0, 1, (B, D)).astype(np.float32)
+    Ws, bs = initial_params(D, N)
+    out = {}
+    for comp, make in competitors().items():
+        step, to_floats = make(D, N, X, Ws, bs)
+        losses = to_floats([step() for _ in range(SATURATION_STEPS)])
+        out[comp] = {"losses": losses,
+                     "all_finite": all(math.isfinite(v) for v in losses)}
+        shown = ", ".join(f"{v:.6g}" for v in losses)
+        print(f"  {comp:8s} losses over {SATURATION_STEPS} steps: {shown}"
+              f"  -> {'finite' if out[comp]['all_finite'] else 'NOT FINITE'}")
+    return out
+
+
 # ------------------------------------------------------------------ measuring
 
 def bench_workload(name, D, N, B, X, reps, seconds):
@@ -504,6 +528,9 @@ def main(argv=None):
         D, N, _ = WORKLOADS[name]
         verification[name] = verify(name, D, N, data[name])
 
+    print("\nsaturation check (W-wide, dense U(0,1) inputs):")
+    saturation = saturation_check()
+
     runs = []
     for t in args.threads:
         with ThreadSettings(t):
@@ -549,6 +576,7 @@ def main(argv=None):
                      "dtype": "float32", "param_seed": PARAM_SEED,
                      "data_seed": DATA_SEED,
                      "data": "each entry nonzero with p=0.2, then U(0,1)"},
+        "saturation_check": saturation,
         "machine": machine,
         "versions": {
             "python": machine["python"],
