@@ -327,3 +327,47 @@ def test_blas_stays_single_threaded_under_threadpoolctl():
         ours = [i for i in threadpoolctl.threadpool_info()
                 if i["filepath"].endswith("libscipy_openblas.so")]
         assert ours and all(i["num_threads"] == 1 for i in ours)
+
+
+def _pooled_net(seed=11):
+    net = engine.Network([301, 200, 301], ["sigmoid", "sigmoid"], "squared_error", "float32",
+                         1e-4, 1, 0.1, 1.0)
+    net.init_params(seed)
+    net.set_optimizer("adam", 1e-3)
+    return net
+
+
+def test_pooled_training_is_deterministic():
+    # Same seed, same thread count: the same parameters bit for bit, through
+    # shuffles, noise and the per-thread reductions of the parallel step.
+    X = np.random.default_rng(3).uniform(size=(700, 301)).astype(np.float32)
+    a, b = _pooled_net(), _pooled_net()
+    for net in (a, b):
+        for _ in range(2):
+            net.fit_epoch(X, None, 128, True, "gaussian", 0.2)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_pool_works_in_a_forked_child():
+    # A child forked after the pool ran has none of the parent's worker
+    # threads; its first parallel step must start new ones, not wait forever.
+    import os
+    import signal
+
+    X = np.random.default_rng(4).uniform(size=(256, 301)).astype(np.float32)
+    net = _pooled_net()
+    net.train_step(X, X)
+    expected = _pooled_net()
+    expected.train_step(X, X)
+    expected.train_step(X, X)
+    pid = os.fork()
+    if pid == 0:  # child: exit status says whether it matched
+        try:
+            signal.alarm(20)
+            net.train_step(X, X)
+            os._exit(0 if np.array_equal(net.params, expected.params) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

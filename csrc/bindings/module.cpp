@@ -219,6 +219,7 @@ PYBIND11_MODULE(_engine, m) {
       }, py::arg("seed"))
       .def("forward", [](Network& n, py::handle x, int start, int stop) {
         const int L = n.config().n_layers();
+        if (stop < 0) stop += L + 1;  // -1: the output layer
         if (start < 0 || start >= L || stop <= start || stop > L)
           throw InvalidArgument("layers: expected 0 <= start < stop <= " + std::to_string(L));
         auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes[start]);
@@ -230,7 +231,8 @@ PYBIND11_MODULE(_engine, m) {
           n.forward(xa.data(), rows, start, stop, out.mutable_data());
         }
         return out;
-      }, py::arg("X"), py::arg("start") = 0, py::arg("stop") = -1)
+      }, py::arg("X"), py::arg("start") = 0, py::arg("stop") = -1,
+         "Output of layer `stop` (-1: the last) given the output of layer `start` (0: X).")
       .def("loss_and_gradient", [](Network& n, py::handle x, py::handle y) {
         return on_batch(n, x, y, &Network::loss_and_gradient);
       }, py::arg("X"), py::arg("Y"))

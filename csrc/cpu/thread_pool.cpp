@@ -1,8 +1,10 @@
 #include "cpu/thread_pool.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <cstdlib>
+#include <new>
 
 namespace fusedae {
 
@@ -40,7 +42,31 @@ ThreadPool& ThreadPool::instance() {
   return pool;
 }
 
-ThreadPool::ThreadPool() { set_size(default_thread_count()); }
+ThreadPool::ThreadPool() {
+  set_size(default_thread_count());
+  pthread_atfork(nullptr, nullptr, [] { ThreadPool::instance().reset_after_fork(); });
+}
+
+void ThreadPool::reset_after_fork() {
+  // The std::thread objects name threads that do not exist here: they are
+  // moved into a vector that is deliberately never destroyed (destroying or
+  // joining them would abort or hang). Locks are rebuilt in place.
+  new std::vector<std::thread>(std::move(threads_));
+  threads_ = std::vector<std::thread>();
+  new (&run_mutex_) std::mutex();
+  new (&sleep_mutex_) std::mutex();
+  new (&wake_) std::condition_variable();
+  stop_.store(false);
+  pending_.store(0);
+  arrived_.store(0);
+}
+
+void ThreadPool::ensure_workers() {
+  if (static_cast<int>(threads_.size()) == size_ - 1) return;
+  const std::uint64_t gen = generation_.load(std::memory_order_acquire);
+  for (int id = static_cast<int>(threads_.size()) + 1; id < size_; ++id)
+    threads_.emplace_back([this, id, gen] { worker(id, gen); });
+}
 
 ThreadPool::~ThreadPool() { stop_workers(); }
 
@@ -94,6 +120,7 @@ void ThreadPool::run(Task task, void* ctx) {
     task(ctx, 0, 1);
     return;
   }
+  ensure_workers();
   task_ = task;
   ctx_ = ctx;
   n_ = n;

@@ -38,6 +38,11 @@ class ThreadPool {
 
  private:
   ThreadPool();
+  // In a child after fork() only the forking thread exists: forget the
+  // parent's workers (and any lock another parent thread held); the next
+  // run() starts new ones.
+  void reset_after_fork();
+  void ensure_workers();
   void worker(int id, std::uint64_t seen);
   void stop_workers();
 
