@@ -13,7 +13,6 @@
 #include <limits>
 #include <mutex>
 #include <string>
-#include <type_traits>
 
 #include "core/errors.hpp"
 #include "core/network.hpp"
@@ -30,24 +29,12 @@ py::dtype numpy_dtype(DType t) {
   return t == DType::Float32 ? py::dtype::of<float>() : py::dtype::of<double>();
 }
 
-// True when no element is NaN or infinite: an exponent field of all ones marks
-// both. Integer OR-reduction vectorises (a floating-point sum would not,
-// without reassociation), so this costs a fraction of a step.
-template <class T> bool all_finite(const T* p, std::int64_t n) {
-  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr U exponent = sizeof(T) == 4 ? U(0x7F800000u) : U(0x7FF0000000000000ull);
-  U bad = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    U u;
-    std::memcpy(&u, p + i, sizeof u);  // the bits, without breaking aliasing rules
-    bad |= U((u & exponent) == exponent);
-  }
-  return bad == 0;
-}
-
-// Returns the validated array; `cols` < 0 accepts any width.
-py::array checked_matrix(const py::handle& obj, const char* name, DType dt, std::int64_t cols,
-                         bool require_finite = true) {
+// A NumPy array as a MatrixView. Only what Python can say better is checked
+// here (the object's type and dtype, as TypeError, and its number of
+// dimensions); shape, contiguity, alignment and values are checked by the
+// engine's ops themselves (core/network.cpp), whoever calls them. `keep`
+// holds the array while the view is in use.
+MatrixView as_matrix(const py::handle& obj, const char* name, DType dt, py::array* keep) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -58,23 +45,18 @@ py::array checked_matrix(const py::handle& obj, const char* name, DType dt, std:
   if (a.ndim() != 2)
     throw InvalidArgument(std::string(name) + ": expected a 2-D array, got " +
                           std::to_string(a.ndim()) + "-D");
-  using api = py::detail::npy_api;
-  if (!(a.flags() & api::NPY_ARRAY_C_CONTIGUOUS_) || !(a.flags() & api::NPY_ARRAY_ALIGNED_))
-    throw InvalidArgument(std::string(name) + ": expected a C-contiguous, aligned array");
-  const std::int64_t rows = a.shape(0), c = a.shape(1);
-  if (rows < 1) throw InvalidArgument(std::string(name) + ": expected at least one row");
-  if (rows > std::numeric_limits<int>::max())
-    throw InvalidArgument(std::string(name) + ": more than 2^31-1 rows");
-  if (cols >= 0 && c != cols)
-    throw InvalidArgument(std::string(name) + ": expected " + std::to_string(cols) +
-                          " columns, got " + std::to_string(c));
-  if (require_finite) {
-    const bool ok = dt == DType::Float32
-                        ? all_finite(static_cast<const float*>(a.data()), a.size())
-                        : all_finite(static_cast<const double*>(a.data()), a.size());
-    if (!ok) throw InvalidArgument(std::string(name) + ": contains NaN or infinity");
-  }
-  return a;
+  const auto item = static_cast<std::int64_t>(a.itemsize());
+  MatrixView m;
+  m.data = const_cast<void*>(a.data());
+  m.rows = a.shape(0);
+  m.cols = a.shape(1);
+  // A byte stride that is not a whole number of elements is never contiguous.
+  m.row_stride = a.strides(0) % item == 0 ? a.strides(0) / item : -1;
+  m.col_stride = a.strides(1) % item == 0 ? a.strides(1) / item : -1;
+  m.dtype = dt;
+  m.writeable = a.writeable();
+  *keep = a;
+  return m;
 }
 
 DType parse_dtype(const std::string& s) {
@@ -93,18 +75,15 @@ struct Guard {
   }
 };
 
-// Validates an (X, Y) batch and runs `op` on it with the GIL released.
+// Runs `op` on an (X, Y) batch with the GIL released; the op checks both.
 double on_batch(Network& n, py::handle x, py::handle y,
-                double (Network::*op)(const void*, const void*, std::int64_t)) {
-  auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
-  // An autoencoder step passes one array as both: it was just checked.
-  auto ya = y.is(x) ? xa : checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
-  if (ya.shape(1) != n.config().sizes.back())
-    throw InvalidArgument("Y: expected " + std::to_string(n.config().sizes.back()) + " columns");
-  if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
+                double (Network::*op)(const MatrixView&, const MatrixView&)) {
+  py::array xa, ya;
+  const MatrixView xm = as_matrix(x, "X", n.dtype(), &xa);
+  const MatrixView ym = y.is(x) ? xm : as_matrix(y, "Y", n.dtype(), &ya);
   Guard g(n);
   py::gil_scoped_release nogil;
-  return (n.*op)(xa.data(), ya.data(), xa.shape(0));
+  return (n.*op)(xm, ym);
 }
 
 py::array param_view(py::object self, void* data, std::int64_t n, DType dt, bool writeable) {
@@ -222,13 +201,15 @@ PYBIND11_MODULE(_engine, m) {
         if (stop < 0) stop += L + 1;  // -1: the output layer
         if (start < 0 || start >= L || stop <= start || stop > L)
           throw InvalidArgument("layers: expected 0 <= start < stop <= " + std::to_string(L));
-        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes[start]);
-        const std::int64_t rows = xa.shape(0);
-        py::array out(numpy_dtype(n.dtype()), {rows, n.config().sizes[stop]});
+        py::array xa, keep;
+        const MatrixView xm = as_matrix(x, "X", n.dtype(), &xa);
+        py::array out(numpy_dtype(n.dtype()), {std::max<py::ssize_t>(xm.rows, 0),
+                                               static_cast<py::ssize_t>(n.config().sizes[stop])});
+        const MatrixView om = as_matrix(out, "out", n.dtype(), &keep);
         Guard g(n);
         {
           py::gil_scoped_release nogil;
-          n.forward(xa.data(), rows, start, stop, out.mutable_data());
+          n.forward(xm, start, stop, om);
         }
         return out;
       }, py::arg("X"), py::arg("start") = 0, py::arg("stop") = -1,
@@ -241,31 +222,20 @@ PYBIND11_MODULE(_engine, m) {
       }, py::arg("X"), py::arg("Y"))
       .def("fit_epoch", [](Network& n, py::handle x, py::object y, std::int64_t batch_size,
                            bool shuffle, const std::string& noise, double noise_level) {
-        auto xa = checked_matrix(x, "X", n.dtype(), n.config().sizes.front());
-        py::array ya;
-        const void* yp = nullptr;
-        if (!y.is_none()) {
-          ya = checked_matrix(y, "Y", n.dtype(), n.config().sizes.back());
-          if (ya.shape(0) != xa.shape(0)) throw InvalidArgument("Y: expected as many rows as X");
-          yp = ya.data();
-        } else if (n.config().sizes.front() != n.config().sizes.back()) {
-          throw InvalidArgument("Y: required when the output width differs from the input's");
-        }
+        py::array xa, ya;
+        const MatrixView xm = as_matrix(x, "X", n.dtype(), &xa);
+        MatrixView ym;
+        if (!y.is_none()) ym = as_matrix(y, "Y", n.dtype(), &ya);
         EpochOptions o;
-        if (batch_size < 1) throw InvalidArgument("batch_size: expected an integer >= 1");
         o.batch_size = batch_size;
         o.shuffle = shuffle;
         o.noise = parse_noise(noise);
-        if (!std::isfinite(noise_level) || noise_level < 0 ||
-            (o.noise != Noise::Gaussian && noise_level > 1))
-          throw InvalidArgument("noise_level: expected a standard deviation >= 0 (gaussian) or a "
-                                "probability in [0, 1] (masking, salt_pepper)");
         o.noise_level = noise_level;
         Guard g(n);
         EpochResult r;
         {
           py::gil_scoped_release nogil;
-          r = n.fit_epoch(xa.data(), yp, xa.shape(0), o);
+          r = n.fit_epoch(xm, y.is_none() ? nullptr : &ym, o);
         }
         return py::make_tuple(r.mean_loss, r.steps, r.diverged);
       }, py::arg("X"), py::arg("Y") = py::none(), py::arg("batch_size") = 64,

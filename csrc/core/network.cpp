@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <string>
 
 #include "core/errors.hpp"
 
@@ -167,6 +168,101 @@ void Network::reserve_rows(std::int64_t rows) {
   owned_.push_back(rho_sum_);
   sparse_term_ = take(max_width_ + 1);
   rows_capacity_ = rows;
+}
+
+namespace {
+
+// No NaN or infinity: an exponent field of all ones marks both. An integer
+// OR-reduction vectorises (a floating-point sum would not, without
+// reassociation), so this costs a fraction of a step.
+template <class T, class U>
+bool all_finite(const void* data, std::int64_t n, U exponent) {
+  const T* p = static_cast<const T*>(data);
+  U bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    U u;
+    std::memcpy(&u, p + i, sizeof u);  // the bits, without breaking aliasing rules
+    bad |= U((u & exponent) == exponent);
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
+void check_matrix(const MatrixView& m, const char* name, DType dtype, std::int64_t cols,
+                  bool require_finite, bool require_writeable) {
+  const std::string n(name);
+  if (m.device != Device::CPU) throw InvalidArgument(n + ": expected an array in CPU memory");
+  if (m.dtype != dtype)
+    throw InvalidArgument(n + ": expected dtype " + dtype_name(dtype) + ", got " +
+                          dtype_name(m.dtype));
+  if (m.rows < 1) throw InvalidArgument(n + ": expected at least one row");
+  if (m.rows > std::numeric_limits<int>::max())
+    throw InvalidArgument(n + ": more than 2^31-1 rows");
+  if (cols >= 0 && m.cols != cols)
+    throw InvalidArgument(n + ": expected " + std::to_string(cols) + " columns, got " +
+                          std::to_string(m.cols));
+  if (m.cols < 1) throw InvalidArgument(n + ": expected at least one column");
+  if (m.col_stride != 1 || (m.rows > 1 && m.row_stride != m.cols))
+    throw InvalidArgument(n + ": expected a C-contiguous array");
+  if (!m.data) throw InvalidArgument(n + ": null data pointer");
+  if (reinterpret_cast<std::uintptr_t>(m.data) % dtype_size(dtype) != 0)
+    throw InvalidArgument(n + ": expected an aligned array");
+  if (require_writeable && !m.writeable) throw InvalidArgument(n + ": expected a writeable array");
+  if (require_finite) {
+    const std::int64_t count = m.rows * m.cols;
+    const bool ok = dtype == DType::Float32
+                        ? all_finite<float>(m.data, count, std::uint32_t(0x7F800000u))
+                        : all_finite<double>(m.data, count, std::uint64_t(0x7FF0000000000000ull));
+    if (!ok) throw InvalidArgument(n + ": contains NaN or infinity");
+  }
+}
+
+void Network::forward(const MatrixView& x, int start, int stop, const MatrixView& out) {
+  const int L = cfg_.n_layers();
+  if (start < 0 || start >= L || stop <= start || stop > L)
+    throw InvalidArgument("layers: expected 0 <= start < stop <= " + std::to_string(L));
+  check_matrix(x, "X", cfg_.dtype, n_[start], true);
+  check_matrix(out, "out", cfg_.dtype, n_[stop], false, true);
+  if (out.rows != x.rows) throw InvalidArgument("out: expected as many rows as X");
+  forward_rows(x.data, x.rows, start, stop, out.data);
+}
+
+namespace {
+void check_pair(const Network& net, const MatrixView& x, const MatrixView& y) {
+  const auto& sizes = net.config().sizes;
+  check_matrix(x, "X", net.dtype(), sizes.front(), true);
+  if (y.data != x.data || y.cols != x.cols) check_matrix(y, "Y", net.dtype(), sizes.back(), true);
+  else if (sizes.back() != x.cols)
+    throw InvalidArgument("Y: expected " + std::to_string(sizes.back()) + " columns");
+  if (y.rows != x.rows) throw InvalidArgument("Y: expected as many rows as X");
+}
+}  // namespace
+
+double Network::loss_and_gradient(const MatrixView& x, const MatrixView& y) {
+  check_pair(*this, x, y);
+  return loss_and_gradient_rows(x.data, y.data, x.rows);
+}
+
+double Network::train_step(const MatrixView& x, const MatrixView& y) {
+  check_pair(*this, x, y);
+  return train_step_rows(x.data, y.data, x.rows);
+}
+
+EpochResult Network::fit_epoch(const MatrixView& x, const MatrixView* y, const EpochOptions& o) {
+  if (y) {
+    check_pair(*this, x, *y);
+  } else {
+    check_matrix(x, "X", cfg_.dtype, n_[0], true);
+    if (n_[0] != n_[L_])
+      throw InvalidArgument("Y: required when the output width differs from the input's");
+  }
+  if (o.batch_size < 1) throw InvalidArgument("batch_size: expected an integer >= 1");
+  if (!std::isfinite(o.noise_level) || o.noise_level < 0 ||
+      (o.noise != Noise::Gaussian && o.noise_level > 1))
+    throw InvalidArgument("noise_level: expected a standard deviation >= 0 (gaussian) or a "
+                          "probability in [0, 1] (masking, salt_pepper)");
+  return fit_epoch_rows(x.data, y ? y->data : nullptr, x.rows, o);
 }
 
 void Network::reserve_threads(int threads) {

@@ -99,21 +99,30 @@ class Network {
 
   std::mutex& mutex() { return mutex_; }
 
-  // --- ops (one call each; the GIL is released around them by the bindings)
+  // --- ops (one call each; the bindings release the GIL around them). Each
+  // checks its arguments (shapes, dtype, device, contiguity, finite values,
+  // options) and throws InvalidArgument naming the bad one before any work.
   // Glorot-uniform weights from Philox(seed, kInit, layer), zero biases.
   virtual void init_params(std::uint64_t seed) = 0;
   // Output of layer `stop` given the output of layer `start` (0 = inputs).
-  virtual void forward(const void* x, std::int64_t rows, int start, int stop, void* out) = 0;
+  void forward(const MatrixView& x, int start, int stop, const MatrixView& out);
   // Full-batch loss; the full gradient (with λW) is left in grads().
-  virtual double loss_and_gradient(const void* x, const void* y, std::int64_t rows) = 0;
+  double loss_and_gradient(const MatrixView& x, const MatrixView& y);
   // One optimizer step on this batch; returns the loss before the update.
   // A non-finite loss leaves parameters and optimizer state untouched.
-  virtual double train_step(const void* x, const void* y, std::int64_t rows) = 0;
+  double train_step(const MatrixView& x, const MatrixView& y);
   // One epoch: shuffle, minibatches, noise, steps; y == nullptr means y = x.
-  virtual EpochResult fit_epoch(const void* x, const void* y, std::int64_t rows,
-                                const EpochOptions& opt) = 0;
+  EpochResult fit_epoch(const MatrixView& x, const MatrixView* y, const EpochOptions& opt);
 
  protected:
+  // The kernels behind the ops, on arguments already checked.
+  virtual void forward_rows(const void* x, std::int64_t rows, int start, int stop,
+                            void* out) = 0;
+  virtual double loss_and_gradient_rows(const void* x, const void* y, std::int64_t rows) = 0;
+  virtual double train_step_rows(const void* x, const void* y, std::int64_t rows) = 0;
+  virtual EpochResult fit_epoch_rows(const void* x, const void* y, std::int64_t rows,
+                                     const EpochOptions& opt) = 0;
+
   void reserve_rows(std::int64_t rows);        // grows the workspace if needed
   void reserve_permutation(std::int64_t rows);
   void reserve_threads(int threads);            // per-thread partial sums

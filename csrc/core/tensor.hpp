@@ -12,15 +12,23 @@ inline std::size_t dtype_size(DType t) { return t == DType::Float32 ? 4 : 8; }
 inline const char* dtype_name(DType t) { return t == DType::Float32 ? "float32" : "float64"; }
 
 // A dense row-major matrix view: the engine never owns caller memory.
-// `row_stride` is in elements; the bindings only hand over C-contiguous
-// arrays, so it equals `cols` everywhere today.
+// Strides are in elements. The engine's kernels take C-contiguous matrices
+// (col_stride 1, row_stride == cols); check_matrix() refuses anything else.
 struct MatrixView {
-  const void* data = nullptr;
+  void* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t row_stride = 0;
+  std::int64_t col_stride = 1;
   DType dtype = DType::Float32;
   Device device = Device::CPU;
+  bool writeable = false;
 };
+
+// Throws InvalidArgument naming `name` unless `m` is a CPU matrix of `dtype`
+// with `cols` columns (any width if cols < 0), 1 <= rows < 2^31, contiguous,
+// and (if asked) writeable and free of NaN and infinity.
+void check_matrix(const MatrixView& m, const char* name, DType dtype, std::int64_t cols,
+                  bool require_finite, bool require_writeable = false);
 
 }  // namespace fusedae

@@ -37,7 +37,8 @@ template <class T> class NetworkImpl final : public Network {
     epochs = 0;
   }
 
-  void forward(const void* xv, std::int64_t rows, int start, int stop, void* outv) override {
+  void forward_rows(const void* xv, std::int64_t rows, int start, int stop,
+                    void* outv) override {
     blas::require();
     ForwardJob job{this, static_cast<const T*>(xv), static_cast<T*>(outv), 0, 0, start, stop};
     // Row chunks keep the workspace small when transforming a whole data set.
@@ -50,7 +51,7 @@ template <class T> class NetworkImpl final : public Network {
     }
   }
 
-  double loss_and_gradient(const void* xv, const void* yv, std::int64_t rows) override {
+  double loss_and_gradient_rows(const void* xv, const void* yv, std::int64_t rows) override {
     blas::require();
     reserve_rows(rows);
     StepJob job{this, Batch::of(static_cast<const T*>(xv), static_cast<const T*>(yv)), rows,
@@ -75,14 +76,14 @@ template <class T> class NetworkImpl final : public Network {
     return loss;
   }
 
-  double train_step(const void* xv, const void* yv, std::int64_t rows) override {
+  double train_step_rows(const void* xv, const void* yv, std::int64_t rows) override {
     blas::require();
     reserve_rows(rows);
     return step(Batch::of(static_cast<const T*>(xv), static_cast<const T*>(yv)), rows);
   }
 
-  EpochResult fit_epoch(const void* xv, const void* yv, std::int64_t rows,
-                        const EpochOptions& o) override {
+  EpochResult fit_epoch_rows(const void* xv, const void* yv, std::int64_t rows,
+                             const EpochOptions& o) override {
     blas::require();
     const T* x = static_cast<const T*>(xv);
     const T* y = static_cast<const T*>(yv);  // null: the targets are the inputs
