@@ -1,0 +1,47 @@
+"""Quick before/after check: steps/s of the engine alone on one workload.
+
+    python bench/step.py D N B [--threads T] [--seconds S]
+
+Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
+float32) on an MNIST-like batch of B rows, ``train_step`` in a loop for S
+seconds after a warm-up. For comparisons against NumPy and PyTorch use
+bench/cpu.py; this is the fast loop for measuring one change at a time.
+"""
+import argparse
+import time
+
+import _common
+
+_common.ensure_fusedae_importable()
+
+from fusedae._native import engine  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("D", type=int)
+    parser.add_argument("N", type=int)
+    parser.add_argument("B", type=int)
+    parser.add_argument("--threads", type=int, default=engine.get_num_threads())
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    engine.set_num_threads(args.threads)
+    X = _common.mnist_like(args.B, args.D, seed=1234)
+    net = engine.Network([args.D, args.N, args.D], ["sigmoid", "sigmoid"], "squared_error",
+                         "float32", 0.0, 1, 0.05, 3.0)
+    net.init_params(0)
+    net.set_optimizer("sgd", 0.1)
+    for _ in range(5):
+        net.train_step(X, X)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        net.train_step(X, X)
+        steps += 1
+    rate = steps / (time.perf_counter() - start)
+    flops = 10.0 * args.B * args.D * args.N
+    print(f"{args.D}-{args.N}-{args.D}, B={args.B}, {args.threads} thread(s): {rate:,.1f} steps/s, "
+          f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})")
+
+
+if __name__ == "__main__":
+    main()
