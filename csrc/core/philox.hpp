@@ -18,7 +18,7 @@
 namespace fusedae {
 namespace philox {
 
-enum Tag : std::uint32_t { kInit = 1, kShuffle = 2, kNoise = 3, kLatent = 4 };
+enum Tag : std::uint32_t { kInit = 1, kShuffle = 2, kNoise = 3 };
 
 struct U4 { std::uint32_t v[4]; };
 
@@ -55,11 +55,6 @@ static inline U4 block(std::uint64_t seed, std::uint32_t tag, std::uint32_t stre
 // so both precisions see the same values.
 static inline double uniform24(std::uint32_t u) {
   return static_cast<double>(u >> 8) * (1.0 / 16777216.0);
-}
-
-// Uniform in (0, 1]: the open-at-zero variant for logarithms.
-static inline double uniform24_open0(std::uint32_t u) {
-  return (static_cast<double>(u >> 8) + 1.0) * (1.0 / 16777216.0);
 }
 
 }  // namespace philox

@@ -239,8 +239,9 @@ static void corrupt(const T* clean, T* noisy, std::int64_t e_begin, std::int64_t
       for (int h = 0; h < 2; ++h) {
 #pragma omp simd
         for (std::int64_t i = 0; i < nb; ++i) {
-          const T u0 = (static_cast<T>(w[2 * h][i] >> 8) + T(1)) * inv24;  // (0, 1]
-          const T u1 = static_cast<T>(w[2 * h + 1][i] >> 8) * inv24;       // [0, 1)
+          // Uniforms from the top 24 bits: (0, 1] under the logarithm, [0, 1) for the angle.
+          const T u0 = (static_cast<T>(w[2 * h][i] >> 8) + T(1)) * inv24;
+          const T u1 = static_cast<T>(w[2 * h + 1][i] >> 8) * inv24;
           const T radius = std::sqrt(T(-2) * NoiseMath<T>::log(u0));
           T sn, cs;
           NoiseMath<T>::sincos_2pi(u1, &sn, &cs);

@@ -31,8 +31,12 @@ def _set_params(estimator, values):
 
 
 @contextlib.contextmanager
-def _blas_threads(n):
-    """Run the engine with ``n`` BLAS threads (None: leave the default)."""
+def _engine_threads(n):
+    """Run the engine's thread pool with ``n`` threads (None: leave it as it is).
+
+    The pool is shared by the process; the previous size is restored after
+    the call.
+    """
     if n is None:
         yield
         return
@@ -97,7 +101,8 @@ class Autoencoder(TransformerMixin, BaseEstimator):
     shuffle : bool, default=True
         Reshuffle the rows every epoch (Philox, reproducible).
     n_threads : int >= 1 or None, default=None
-        BLAS threads during fit/transform; None keeps OpenBLAS's default.
+        Threads of the engine's pool during fit/transform; None keeps the
+        pool's size (by default the CPUs this process may use).
     device : {"cpu"}, default="cpu"
     dtype : {"float32", "float64"}, default="float32"
     random_state : int, RandomState or None, default=None
@@ -253,7 +258,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
 
     def _epoch(self, X, p):
         t0 = time.perf_counter()
-        with _blas_threads(self.n_threads):
+        with _engine_threads(self.n_threads):
             loss, steps, diverged = self._net.fit_epoch(
                 X, None, batch_size=p["batch_size"], shuffle=bool(self.shuffle),
                 noise=p["noise"], noise_level=p["noise_level"])
@@ -282,7 +287,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
 
         def fun(theta):
             net.params[:] = theta.astype(dtype, copy=False)
-            with _blas_threads(engine_threads):
+            with _engine_threads(engine_threads):
                 loss = net.loss_and_gradient(X, X)
             return loss, net.grads.astype(np.float64)
 
@@ -319,7 +324,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         self._check_fitted()
         width = self._net.sizes[start]
         X = v.check_data(X, name, self._net.dtype, n_features=width)
-        with _blas_threads(self.n_threads):
+        with _engine_threads(self.n_threads):
             return self._net.forward(X, start, stop)
 
     def transform(self, X):
@@ -366,7 +371,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
-        with _blas_threads(self.n_threads):
+        with _engine_threads(self.n_threads):
             loss = self._net.loss_and_gradient(X, X)
         g = self._net.grads.copy()
         return float(loss), *self._split(g)
