@@ -125,6 +125,8 @@ Network::~Network() {
   std::free(state1_);
   std::free(perm_);
   std::free(partials_);
+  std::free(batch_x_);
+  std::free(batch_y_);
 }
 
 void Network::set_optimizer(const OptimizerConfig& opt) {
@@ -162,8 +164,6 @@ void Network::reserve_rows(std::int64_t rows) {
   out_ = take(rows * n_[L_]);
   ping_ = take(rows * hidden_max);
   pong_ = take(rows * hidden_max);
-  batch_x_ = take(rows * n_[0]);
-  batch_y_ = take(rows * n_[L_]);
   rho_sum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
   owned_.push_back(rho_sum_);
   sparse_term_ = take(max_width_ + 1);
@@ -274,6 +274,19 @@ void Network::reserve_threads(int threads) {
   const std::int64_t doubles = 3LL * threads * part_stride_ + 8LL * threads;
   partials_ = static_cast<double*>(aligned_zeros(sizeof(double) * doubles));
   threads_capacity_ = threads;
+}
+
+void Network::reserve_batch(std::int64_t rows) {
+  reserve_rows(rows);
+  if (rows <= batch_capacity_) return;
+  std::free(batch_x_);
+  std::free(batch_y_);
+  batch_x_ = batch_y_ = nullptr;
+  batch_capacity_ = 0;
+  const std::size_t es = dtype_size(cfg_.dtype);
+  batch_x_ = aligned_zeros(static_cast<std::size_t>(rows * n_[0]) * es);
+  batch_y_ = aligned_zeros(static_cast<std::size_t>(rows * n_[L_]) * es);
+  batch_capacity_ = rows;
 }
 
 void Network::reserve_permutation(std::int64_t rows) {

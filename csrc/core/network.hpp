@@ -124,6 +124,9 @@ class Network {
                                      const EpochOptions& opt) = 0;
 
   void reserve_rows(std::int64_t rows);        // grows the workspace if needed
+  // Grows the minibatch buffers (a fit's gathered, corrupted rows) too. Kept
+  // apart so a full-batch loss_and_gradient does not allocate copies of X.
+  void reserve_batch(std::int64_t rows);
   void reserve_permutation(std::int64_t rows);
   void reserve_threads(int threads);            // per-thread partial sums
 
@@ -160,6 +163,7 @@ class Network {
   void* out_ = nullptr;        // output layer: activations, or δ_L in a step
   void* ping_ = nullptr;       // backward deltas of hidden layers
   void* pong_ = nullptr;
+  std::int64_t batch_capacity_ = 0;
   void* batch_x_ = nullptr;    // gathered (and noised) inputs of a minibatch
   void* batch_y_ = nullptr;    // gathered targets
   double* rho_sum_ = nullptr;  // sparse layer's ρ̂ sums over the batch

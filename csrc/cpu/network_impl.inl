@@ -88,7 +88,7 @@ template <class T> class NetworkImpl final : public Network {
     const T* x = static_cast<const T*>(xv);
     const T* y = static_cast<const T*>(yv);  // null: the targets are the inputs
     const std::int64_t bs = o.batch_size < rows ? o.batch_size : rows;
-    reserve_rows(bs);
+    reserve_batch(bs);
     // Rows are copied into the batch buffers when they are shuffled or
     // corrupted; otherwise a step reads the caller's array in place.
     const bool gather = o.shuffle || o.noise != Noise::None;
