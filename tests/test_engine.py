@@ -36,14 +36,22 @@ CASES = [
     ((120, 37, 29, 37, 120), ("sigmoid", "tanh", "relu", "sigmoid"), "squared_error", 1e-3, 1,
      203),
     ((1500, 700, 1500), ("sigmoid", "sigmoid"), "binary_cross_entropy", 1e-4, 1, 1),
+    # Mostly-zero inputs (a 7th entry: the fraction of nonzeros) take the
+    # engine's nonzero path for the two GEMMs that read X: pooled, and on the
+    # calling thread; widths leave a partial column slab in both dtypes.
+    ((300, 120, 300), ("sigmoid", "sigmoid"), "squared_error", 1e-3, 1, 97, 0.2),
+    ((600, 70, 33, 70, 600), ("sigmoid", "tanh", "relu", "sigmoid"), "squared_error", 0.0, 1,
+     3, 0.15),
 ]
-PARALLEL = [len(CASES) - 2, len(CASES) - 1]
+PARALLEL = [len(CASES) - 4, len(CASES) - 3]
+SPARSE_X = [len(CASES) - 2, len(CASES) - 1]
 CASE_IDS = [f"{'-'.join(map(str, c[0]))}/{'-'.join(c[1])}/{c[2][:3]}/wd{c[3]}/s{c[4]}/B{c[5]}"
-            for c in CASES]
+            + (f"/nz{c[6]}" if len(c) > 6 else "") for c in CASES]
 
 
 def make(case, dtype, isa, rng, seed=3):
-    sizes, acts, loss, wd, sl, B = case
+    sizes, acts, loss, wd, sl, B = case[:6]
+    density = case[6] if len(case) > 6 else 1.0
     spec = mlp.MLPSpec(sizes=sizes, activations=acts, loss=loss, weight_decay=wd,
                        sparsity_layer=sl, sparsity_target=0.1,
                        sparsity_weight=3.0 if sl else 0.0)
@@ -52,7 +60,8 @@ def make(case, dtype, isa, rng, seed=3):
     net.init_params(seed)
     # Nonzero biases so the bias paths are exercised.
     net.params[:] += rng.uniform(-0.1, 0.1, net.n_params).astype(dtype)
-    X = rng.uniform(0, 1, (B, sizes[0])).astype(dtype)
+    X = rng.uniform(0, 1, (B, sizes[0]))
+    X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
     Y = rng.uniform(0.05, 0.95, (B, sizes[-1])).astype(dtype)
     return spec, net, X, Y
 
@@ -149,8 +158,8 @@ def reference_optimizer(net, opt, lr, spec):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
-@pytest.mark.parametrize("case", [CASES[i] for i in (1, 2, 9, *PARALLEL)],
-                         ids=[CASE_IDS[i] for i in (1, 2, 9, *PARALLEL)])
+@pytest.mark.parametrize("case", [CASES[i] for i in (1, 2, 9, *PARALLEL, *SPARSE_X)],
+                         ids=[CASE_IDS[i] for i in (1, 2, 9, *PARALLEL, *SPARSE_X)])
 def test_train_steps(case, opt, dtype, isa, rng):
     # Each step is checked from the engine's own state (parameters, momentum,
     # Adam moments and t), so float32 rounding is not compounded over steps;
@@ -198,10 +207,13 @@ def reference_epoch(Ws, bs, X, spec, ref_opt, batch, seed, epoch, noise_step, ki
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind,level", [("none", 0.0), ("gaussian", 0.3), ("masking", 0.25),
                                         ("salt_pepper", 0.2)])
-@pytest.mark.parametrize("sizes,rows,batch", [((10, 6, 10), 45, 16),      # one thread
-                                              ((301, 200, 301), 150, 64)],  # split across the pool
-                         ids=["small", "pooled"])
-def test_fit_epoch_matches_reference_loop(sizes, rows, batch, kind, level, dtype, isa, rng):
+@pytest.mark.parametrize("sizes,rows,batch,density", [
+    ((10, 6, 10), 45, 16, 1.0),        # one thread
+    ((301, 200, 301), 150, 64, 1.0),   # split across the pool
+    ((301, 200, 301), 150, 64, 0.2),   # and through the inputs' nonzeros
+], ids=["small", "pooled", "pooled-sparse"])
+def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, level, dtype, isa,
+                                          rng):
     # Shuffle, minibatches (with a short last one) and noise, all drawn by the
     # engine's Philox stream, against the reference's draws, over two epochs.
     seed = 77
@@ -212,7 +224,8 @@ def test_fit_epoch_matches_reference_loop(sizes, rows, batch, kind, level, dtype
     net.init_params(seed)
     lr = 1e-2 * min(1.0, 64 / sizes[0])
     net.set_optimizer("adam", lr)
-    X = rng.uniform(0, 1, (rows, sizes[0])).astype(dtype)
+    X = rng.uniform(0, 1, (rows, sizes[0]))
+    X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
     theta = net.params.astype(np.float64)
     Ws, bs = mlp.unflatten(theta, spec)
     ref_opt = optim.Adam(lr)

@@ -127,6 +127,7 @@ Network::~Network() {
   std::free(partials_);
   std::free(batch_x_);
   std::free(batch_y_);
+  std::free(slab_);
 }
 
 void Network::set_optimizer(const OptimizerConfig& opt) {
@@ -167,6 +168,17 @@ void Network::reserve_rows(std::int64_t rows) {
   rho_sum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
   owned_.push_back(rho_sum_);
   sparse_term_ = take(max_width_ + 1);
+  auto take_bytes = [&](std::int64_t bytes) {
+    void* p = aligned_zeros(static_cast<std::size_t>(bytes));
+    owned_.push_back(p);
+    return p;
+  };
+  nz_row_val_ = take(rows * n_[0]);
+  nz_row_col_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
+  nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows));
+  nz_col_val_ = take(rows * n_[0]);
+  nz_col_row_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
+  nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0]));
   rows_capacity_ = rows;
 }
 
@@ -266,6 +278,18 @@ EpochResult Network::fit_epoch(const MatrixView& x, const MatrixView* y, const E
 }
 
 void Network::reserve_threads(int threads) {
+  // Slabs: up to 64 columns (of either dtype: 256 bytes a row in float32) of
+  // W_1 (n0 rows) or δ_1 (rows_capacity_ rows), per thread.
+  const std::int64_t slab_rows = std::max(n_[0], rows_capacity_);
+  if (threads > slab_threads_ || slab_rows > slab_rows_) {
+    std::free(slab_);
+    slab_ = nullptr;
+    slab_stride_ = slab_rows * 64;
+    slab_ = aligned_zeros(static_cast<std::size_t>(threads * slab_stride_) *
+                          dtype_size(cfg_.dtype));
+    slab_threads_ = threads;
+    slab_rows_ = slab_rows;
+  }
   if (threads <= threads_capacity_) return;
   std::free(partials_);
   partials_ = nullptr;

@@ -128,7 +128,9 @@ class Network {
   // apart so a full-batch loss_and_gradient does not allocate copies of X.
   void reserve_batch(std::int64_t rows);
   void reserve_permutation(std::int64_t rows);
-  void reserve_threads(int threads);            // per-thread partial sums
+  void reserve_threads(int threads);            // per-thread partial sums, slabs
+  int slab_threads_ = 0;
+  std::int64_t slab_rows_ = 0;
 
   // Per-thread partial sums of a parallel step, each on its own cache lines:
   // column sums (two sets, alternating between consecutive layers so one can
@@ -168,6 +170,22 @@ class Network {
   void* batch_y_ = nullptr;    // gathered targets
   double* rho_sum_ = nullptr;  // sparse layer's ρ̂ sums over the batch
   void* sparse_term_ = nullptr;  // s_n of the sparse layer, dtype
+
+  // Mostly-zero inputs (MNIST-like: 80% zeros) skip the zeros in the two
+  // GEMMs that read X: X's nonzeros listed by rows (forward) and by columns
+  // (dW_1). Each thread fills its own region, so no offsets are shared:
+  // row m's entries start at m·n0, column k's at k·rows_capacity_.
+  void* nz_row_val_ = nullptr;            // dtype, rows × n0
+  std::int32_t* nz_row_col_ = nullptr;
+  std::int64_t* nz_row_end_ = nullptr;    // end of row m's entries
+  void* nz_col_val_ = nullptr;            // dtype, n0 × rows
+  std::int32_t* nz_col_row_ = nullptr;
+  std::int64_t* nz_col_end_ = nullptr;    // end of column k's entries
+  // Per-thread copy of a 64-column slab of W_1 or δ_1, contiguous: slab rows
+  // of the original are 4 KiB apart in W-wide, which maps them onto a few L2
+  // sets; packed, they share no sets.
+  void* slab_ = nullptr;                  // dtype, threads × slab_stride_
+  std::int64_t slab_stride_ = 0;
 
   int threads_capacity_ = 0;
   std::int64_t part_stride_ = 0;

@@ -124,6 +124,10 @@ template <class T> class NetworkImpl final : public Network {
   // would cost more than they save.
   static constexpr double kParallelFlops = 2.0e6;
   int threads_used_ = 1;  // threads of the last dispatch
+  // Inputs at most this dense take the nonzero path for the GEMMs that read X,
+  // when W_1 is large enough for it to pay (docs/performance.md).
+  static constexpr double kSparseDensity = 0.3;
+  static constexpr std::int64_t kSparseMinWeights = 1 << 14;
 
   T* P() { return static_cast<T*>(params_); }
   T* G() { return static_cast<T*>(grads_); }
@@ -246,7 +250,8 @@ template <class T> class NetworkImpl final : public Network {
     double loss_sum = 0.0;
     for (int l = 1; l <= L_; ++l) {
       T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
-      if (m > 0) gemm_rows(a_prev, l, dst, m);
+      if (l == 1) first_layer_forward(x, r0, r1, dst, tid);
+      else if (m > 0) gemm_rows(a_prev, l, dst, m);
       if (l < L_) {
         double* rs = nullptr;
         if (l == sl) {
@@ -297,9 +302,17 @@ template <class T> class NetworkImpl final : public Network {
       // dW_l = A_{l-1}ᵀ·δ_l over the whole batch; this thread's rows of dW.
       std::int64_t i0, i1;
       split(n_[l - 1], tid, nt, &i0, &i1);
-      if (i1 > i0)
+      if (l == 1 && sparse_batch(B, nt)) {
+        list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
+                             n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
+                             nz_col_row_, nz_col_end_);
+        sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
+                           rows_capacity_, i0, i1, delta, B, n, G() + w_off_[1] + i0 * n, n,
+                           slab(tid));
+      } else if (i1 > i0) {
         blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), T(1),
                    a_in + i0, k, delta, n, T(0), G() + w_off_[l] + i0 * n, n);
+      }
       if (l == 1) break;  // no δ for the inputs
       T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
       if (m > 0)
@@ -338,6 +351,39 @@ template <class T> class NetworkImpl final : public Network {
       }
     }
     part_scalar(tid)[1] = sumsq;
+  }
+
+  T* slab(int tid) { return static_cast<T*>(slab_) + tid * slab_stride_; }
+
+  // Z_1 rows [r0, r1) = X·W_1: through X's nonzeros when this thread's rows
+  // are mostly zeros, else a GEMM. Records the count and the choice (part
+  // scalars 2 and 3) for the dW_1 decision after the barrier.
+  void first_layer_forward(const T* x, std::int64_t r0, std::int64_t r1, T* dst, int tid) {
+    const std::int64_t m = r1 - r0, n0 = n_[0];
+    const std::int64_t nnz = m > 0 ? count_nonzeros(x + r0 * n0, m * n0) : 0;
+    const bool sparse = m > 0 && n0 * n_[1] >= kSparseMinWeights &&
+                        static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
+    part_scalar(tid)[2] = static_cast<double>(nnz);
+    part_scalar(tid)[3] = sparse || m == 0 ? 1.0 : 0.0;
+    if (m == 0) return;
+    if (!sparse) {
+      gemm_rows(x + r0 * n0, 1, dst, m);
+      return;
+    }
+    list_row_nonzeros(x, r0, r1, n0, static_cast<T*>(nz_row_val_), nz_row_col_, nz_row_end_);
+    sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, n0, r0, r1,
+                       W(1), n0, n_[1], dst, n_[1], slab(tid));
+  }
+
+  // dW_1 through X's nonzeros: every thread listed its rows' nonzeros and the
+  // whole batch is mostly zeros.
+  bool sparse_batch(std::int64_t B, int nt) {
+    double nnz = 0.0;
+    for (int t = 0; t < nt; ++t) {
+      if (part_scalar(t)[3] == 0.0) return false;
+      nnz += part_scalar(t)[2];
+    }
+    return nnz <= kSparseDensity * static_cast<double>(B * n_[0]);
   }
 
   // Copies (and corrupts) this thread's rows [r0, r1) of a gathered batch;
