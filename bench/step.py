@@ -1,14 +1,17 @@
 """Quick before/after check: steps/s of the engine alone on one workload.
 
-    python bench/step.py D N B [--threads T] [--seconds S]
+    python bench/step.py D N B [--threads T] [--seconds S] [--density P]
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
-float32) on an MNIST-like batch of B rows, ``train_step`` in a loop for S
-seconds after a warm-up. For comparisons against NumPy and PyTorch use
+float32) on a batch of B rows, each entry nonzero with probability P (0.2,
+MNIST-like, by default; 1 gives dense inputs, which skip the engine's
+nonzero path), ``train_step`` in a loop for S seconds after a warm-up. For comparisons against NumPy and PyTorch use
 bench/cpu.py; this is the fast loop for measuring one change at a time.
 """
 import argparse
 import time
+
+import numpy as np
 
 import _common
 
@@ -24,9 +27,12 @@ def main(argv=None):
     parser.add_argument("B", type=int)
     parser.add_argument("--threads", type=int, default=engine.get_num_threads())
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--density", type=float, default=0.2)
     args = parser.parse_args(argv)
     engine.set_num_threads(args.threads)
-    X = _common.mnist_like(args.B, args.D, seed=1234)
+    rng = np.random.default_rng(1234)
+    X = np.where(rng.random((args.B, args.D)) < args.density, rng.random((args.B, args.D)), 0.0)
+    X = np.ascontiguousarray(X, dtype=np.float32)
     net = engine.Network([args.D, args.N, args.D], ["sigmoid", "sigmoid"], "squared_error",
                          "float32", 0.0, 1, 0.05, 3.0)
     net.init_params(0)
@@ -39,7 +45,8 @@ def main(argv=None):
         steps += 1
     rate = steps / (time.perf_counter() - start)
     flops = 10.0 * args.B * args.D * args.N
-    print(f"{args.D}-{args.N}-{args.D}, B={args.B}, {args.threads} thread(s): {rate:,.1f} steps/s, "
+    print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}, "
+          f"{args.threads} thread(s): {rate:,.1f} steps/s, "
           f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})")
 
 
