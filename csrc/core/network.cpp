@@ -173,12 +173,18 @@ void Network::reserve_rows(std::int64_t rows) {
     owned_.push_back(p);
     return p;
   };
-  nz_row_val_ = take(rows * n_[0]);
-  nz_row_col_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
-  nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows));
-  nz_col_val_ = take(rows * n_[0]);
-  nz_col_row_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
-  nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0]));
+  const bool nonzero_path = rows <= kSparseMaxRows && n_[0] * n_[1] >= kSparseMinWeights;
+  nz_row_val_ = nz_col_val_ = nullptr;
+  nz_row_col_ = nz_col_row_ = nullptr;
+  nz_row_end_ = nz_col_end_ = nullptr;
+  if (nonzero_path) {
+    nz_row_val_ = take(rows * n_[0]);
+    nz_row_col_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
+    nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows));
+    nz_col_val_ = take(rows * n_[0]);
+    nz_col_row_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
+    nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0]));
+  }
   rows_capacity_ = rows;
 }
 
@@ -281,7 +287,7 @@ void Network::reserve_threads(int threads) {
   // Slabs: up to 64 columns (of either dtype: 256 bytes a row in float32) of
   // W_1 (n0 rows) or δ_1 (rows_capacity_ rows), per thread.
   const std::int64_t slab_rows = std::max(n_[0], rows_capacity_);
-  if (threads > slab_threads_ || slab_rows > slab_rows_) {
+  if (nz_row_val_ && (threads > slab_threads_ || slab_rows > slab_rows_)) {
     std::free(slab_);
     slab_ = nullptr;
     slab_stride_ = slab_rows * 64;

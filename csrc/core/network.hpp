@@ -31,6 +31,14 @@ constexpr double kLeakyReluSlope = 0.01;
 constexpr double kRhohatEpsFloat32 = 1.0 / (1 << 20);       // 2^-20
 constexpr double kRhohatEpsFloat64 = 1.0 / (1LL << 40);     // 2^-40
 
+// Mostly-zero inputs take a nonzero path through the two GEMMs that read X
+// (docs/design.md) when a batch is at most this dense, W_1 has at least this
+// many weights, and the call has at most this many rows (the nonzero lists
+// are the size of the batch: a full-batch call on a whole data set skips it).
+constexpr double kSparseDensity = 0.3;
+constexpr std::int64_t kSparseMinWeights = 1 << 14;
+constexpr std::int64_t kSparseMaxRows = 8192;
+
 struct NetworkConfig {
   std::vector<std::int64_t> sizes;        // n0 (inputs), n1, ..., nL
   std::vector<Activation> activations;    // one per layer, L entries

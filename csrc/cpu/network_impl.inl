@@ -124,10 +124,6 @@ template <class T> class NetworkImpl final : public Network {
   // would cost more than they save.
   static constexpr double kParallelFlops = 2.0e6;
   int threads_used_ = 1;  // threads of the last dispatch
-  // Inputs at most this dense take the nonzero path for the GEMMs that read X,
-  // when W_1 is large enough for it to pay (docs/performance.md).
-  static constexpr double kSparseDensity = 0.3;
-  static constexpr std::int64_t kSparseMinWeights = 1 << 14;
 
   T* P() { return static_cast<T*>(params_); }
   T* G() { return static_cast<T*>(grads_); }
@@ -360,9 +356,11 @@ template <class T> class NetworkImpl final : public Network {
   // scalars 2 and 3) for the dW_1 decision after the barrier.
   void first_layer_forward(const T* x, std::int64_t r0, std::int64_t r1, T* dst, int tid) {
     const std::int64_t m = r1 - r0, n0 = n_[0];
-    const std::int64_t nnz = m > 0 ? count_nonzeros(x + r0 * n0, m * n0) : 0;
-    const bool sparse = m > 0 && n0 * n_[1] >= kSparseMinWeights &&
-                        static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
+    // The lists exist only where the path can pay (core/network.hpp).
+    const bool possible = m > 0 && nz_row_val_ != nullptr;
+    const std::int64_t nnz = possible ? count_nonzeros(x + r0 * n0, m * n0) : m * n0;
+    const bool sparse =
+        possible && static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
     part_scalar(tid)[2] = static_cast<double>(nnz);
     part_scalar(tid)[3] = sparse || m == 0 ? 1.0 : 0.0;
     if (m == 0) return;
