@@ -31,6 +31,12 @@ CASES = [
     ((6, 9, 3, 9, 6), ("relu", "sigmoid", "leaky_relu", "sigmoid"), "binary_cross_entropy",
      0.0, 2, 1),
     ((64, 16, 64), ("sigmoid", "sigmoid"), "squared_error", 0.0, 1, 64),
+    # Softmax + categorical cross entropy: targets here are rows of arbitrary
+    # weights (the general delta softmax·Σy − y); one-hot rows further down.
+    ((20, 13, 10), ("sigmoid", "softmax"), "categorical_cross_entropy", 1e-3, 1, 9),
+    ((9, 11, 7, 3), ("relu", "tanh", "softmax"), "categorical_cross_entropy", 0.0, None, 1),
+    ((64, 40, 1), ("leaky_relu", "softmax"), "categorical_cross_entropy", 0.0, None, 6),
+    ((400, 150, 10), ("tanh", "softmax"), "categorical_cross_entropy", 1e-4, None, 130),
     # Large enough to be split across the thread pool (rows, dW rows, parameter
     # ranges); the second with fewer rows than threads.
     ((120, 37, 29, 37, 120), ("sigmoid", "tanh", "relu", "sigmoid"), "squared_error", 1e-3, 1,
@@ -44,6 +50,8 @@ CASES = [
      3, 0.15),
 ]
 PARALLEL = [len(CASES) - 4, len(CASES) - 3]
+# (not the 1-class one: its gradient is identically zero)
+SOFTMAX = [i for i, c in enumerate(CASES) if c[2] == "categorical_cross_entropy" and c[0][-1] > 1]
 SPARSE_X = [len(CASES) - 2, len(CASES) - 1]
 CASE_IDS = [f"{'-'.join(map(str, c[0]))}/{'-'.join(c[1])}/{c[2][:3]}/wd{c[3]}/s{c[4]}/B{c[5]}"
             + (f"/nz{c[6]}" if len(c) > 6 else "") for c in CASES]
@@ -115,7 +123,8 @@ def test_forward_every_layer(case, dtype, isa, rng):
             ref, _ = mlp.forward(Ws[start:stop], bs[start:stop], As[start].astype(dtype)
                                  .astype(np.float64),
                                  mlp.MLPSpec(sizes=spec.sizes[start:stop + 1],
-                                             activations=spec.activations[start:stop]))
+                                             activations=spec.activations[start:stop],
+                                             loss=spec.loss if stop == L else "squared_error"))
             assert out.dtype == np.dtype(dtype)
             assert rel_err(out, ref[-1]) <= TOL[dtype], (start, stop)
 
@@ -158,8 +167,8 @@ def reference_optimizer(net, opt, lr, spec):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
-@pytest.mark.parametrize("case", [CASES[i] for i in (1, 2, 9, *PARALLEL, *SPARSE_X)],
-                         ids=[CASE_IDS[i] for i in (1, 2, 9, *PARALLEL, *SPARSE_X)])
+@pytest.mark.parametrize("case", [CASES[i] for i in (1, 2, 9, *PARALLEL, *SPARSE_X, *SOFTMAX)],
+                         ids=[CASE_IDS[i] for i in (1, 2, 9, *PARALLEL, *SPARSE_X, *SOFTMAX)])
 def test_train_steps(case, opt, dtype, isa, rng):
     # Each step is checked from the engine's own state (parameters, momentum,
     # Adam moments and t), so float32 rounding is not compounded over steps;
@@ -239,6 +248,60 @@ def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, lev
         assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
     assert rel_err(net.params, theta) <= TOL[dtype]
     assert net.epochs == 2 and net.noise_steps == noise_step
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes,rows,batch", [((12, 9, 4), 45, 16), ((300, 160, 10), 150, 64)],
+                         ids=["small", "pooled"])
+def test_fit_epoch_supervised_softmax_matches_reference(sizes, rows, batch, dtype, isa, rng):
+    # A classifier's epoch: shuffled (X, Y) pairs with one-hot targets, the
+    # gathered target rows following the same permutation as the inputs.
+    seed = 5
+    acts = ("tanh", "softmax")
+    spec = mlp.MLPSpec(sizes=sizes, activations=acts, loss="categorical_cross_entropy",
+                       weight_decay=1e-3)
+    net = engine.Network(list(sizes), list(acts), "categorical_cross_entropy", dtype, 1e-3,
+                         isa=isa)
+    net.init_params(seed)
+    lr = 1e-2 * min(1.0, 64 / sizes[0])
+    net.set_optimizer("adam", lr)
+    X = rng.uniform(0, 1, (rows, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], rows)]
+    Ws, bs = mlp.unflatten(net.params.astype(np.float64), spec)
+    ref_opt = optim.Adam(lr)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    for epoch in range(2):
+        loss, steps, diverged = net.fit_epoch(X, Y, batch, True, "none", 0.0)
+        perm = philox.permutation(rows, seed, epoch)
+        parts = []
+        for r0 in range(0, rows, batch):
+            idx = perm[r0:r0 + batch]
+            parts.append((optim.train_step(Ws, bs, X64[idx], Y64[idx], spec, ref_opt), len(idx)))
+        ref_loss = sum(l * n for l, n in parts) / rows
+        assert (steps, diverged) == (len(parts), False)
+        assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
+    assert rel_err(net.params, mlp.flatten(Ws, bs)) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_huge_logits_stay_finite(dtype, isa):
+    # Logits of ±1e4: a confidently wrong row costs ~2e4 (not inf), a right one
+    # 0, and the delta is exactly softmax − y = ±1/B on the two classes.
+    net = engine.Network([2, 3], ["softmax"], "categorical_cross_entropy", dtype, isa=isa)
+    net.params[:] = 0
+    W = net.params[:6].reshape(2, 3)
+    W[0] = [1e4, 0, -1e4]
+    X = np.array([[1, 0], [1, 0]], dtype=dtype)
+    Y = np.array([[1, 0, 0], [0, 0, 1]], dtype=dtype)
+    loss = net.loss_and_gradient(X, Y)
+    assert loss == pytest.approx(2e4 / 2, rel=1e-6)
+    # dW row 0 = δ_0 + δ_1 = ([0,0,0] + [1,0,-1]) / 2; e^-20000 may come out
+    # as the smallest normal number instead of 0 (the exp's lower clamp).
+    np.testing.assert_allclose(net.grads[:3], [0.5, 0, -0.5], rtol=0, atol=1e-30)
+    out = net.forward(X, 0, 1)
+    np.testing.assert_allclose(out, [[1, 0, 0], [1, 0, 0]], rtol=0, atol=1e-30)
 
 
 @pytest.mark.parametrize("kind,level", [("gaussian", 0.3), ("masking", 0.25), ("salt_pepper", 0.2)])

@@ -122,6 +122,54 @@ def test_gradient_every_activation_bce(hidden, sizes, batch):
     assert_gradient_matches_fd(spec, batch)
 
 
+@pytest.mark.parametrize("batch", [1, 9])
+@pytest.mark.parametrize("sizes", [SHALLOW, DEEP], ids=["shallow", "deep"])
+@pytest.mark.parametrize("hidden", ops.ACTIVATIONS)
+def test_gradient_every_activation_softmax_cce(hidden, sizes, batch):
+    # make_problem's targets are rows of arbitrary weights in (0.05, 0.95),
+    # not probability vectors: the general form softmax*rowsum(Y) - Y is
+    # what is checked here; one-hot rows are checked below.
+    n_hidden = len(sizes) - 2
+    spec = MLPSpec(sizes, (hidden,) * n_hidden + ("softmax",),
+                   loss="categorical_cross_entropy")
+    assert_gradient_matches_fd(spec, batch)
+
+
+def test_cce_one_hot_loss_and_delta_by_hand():
+    z = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]])
+    y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    a = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    expected = -(np.log(a[0, 0]) + np.log(a[1, 2])) / 2
+    assert ops.categorical_cross_entropy_with_logits(z, y) == pytest.approx(
+        expected, rel=1e-15)
+    # eq. 15/16 as corrected: a_k - 1 for the true class, a_k for the others
+    np.testing.assert_allclose(
+        ops.categorical_cross_entropy_with_logits_gradient(z, y), (a - y) / 2,
+        rtol=1e-15, atol=1e-17)
+    np.testing.assert_allclose(ops.activation(z, "softmax"), a, rtol=1e-15)
+
+
+def test_softmax_cce_stable_for_huge_logits():
+    z = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
+    y = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
+    with np.errstate(all="raise", under="ignore"):  # e^-2000 -> 0 is right
+        a = ops.softmax(z)
+        J = ops.categorical_cross_entropy_with_logits(z, y)
+    np.testing.assert_array_equal(a, [[1.0, 0.0, 0.0]])
+    assert J == pytest.approx(2000.0, rel=1e-6)  # finite, not log(0)
+
+
+def test_softmax_only_as_output_with_cce():
+    with pytest.raises(ValueError, match="softmax"):
+        MLPSpec((4, 3, 2), ("softmax", "softmax"), loss="categorical_cross_entropy")
+    with pytest.raises(ValueError, match="softmax"):
+        MLPSpec((4, 3, 2), ("sigmoid", "softmax"))
+    with pytest.raises(ValueError, match="softmax"):
+        MLPSpec((4, 3, 2), ("sigmoid", "sigmoid"), loss="categorical_cross_entropy")
+    with pytest.raises(ValueError, match="activation"):
+        ops.activation_derivative(np.ones((2, 2)), "softmax")
+
+
 def _regularized_cases():
     for sizes, sparse_layers in [(SHALLOW, (None, 1)), (DEEP, (None, 1, 2))]:
         for s in sparse_layers:
@@ -144,7 +192,7 @@ def test_gradient_with_decay_and_sparsity(sizes, sparse, loss_name, decay,
     hidden = ["tanh"] * (len(sizes) - 2)
     if sparse is not None:
         hidden[sparse - 1] = "sigmoid"
-    output = "sigmoid" if loss_name == "binary_cross_entropy" else "identity"
+    output = ops.LOSS_OUTPUT[loss_name] or "identity"
     spec = MLPSpec(sizes, tuple(hidden) + (output,), loss=loss_name,
                    weight_decay=decay, sparsity_layer=sparse,
                    sparsity_target=0.1,
@@ -378,7 +426,8 @@ def test_clamp_rhohat_float64():
 @pytest.mark.parametrize("loss_name", ops.LOSSES)
 def test_saturated_wide_sigmoid_layer_stays_finite(loss_name):
     D, B = 1024, 64
-    spec = MLPSpec((D, D, D), ("sigmoid", "sigmoid"), loss=loss_name,
+    spec = MLPSpec((D, D, D), ("sigmoid", ops.LOSS_OUTPUT[loss_name] or "sigmoid"),
+                   loss=loss_name,
                    sparsity_layer=1, sparsity_target=0.05,
                    sparsity_weight=3.0, weight_decay=1e-4)
     rng = np.random.default_rng(0)

@@ -33,14 +33,17 @@ Activation parse_activation(const std::string& s) {
   if (s == "relu") return Activation::Relu;
   if (s == "leaky_relu") return Activation::LeakyRelu;
   if (s == "identity") return Activation::Identity;
+  if (s == "softmax") return Activation::Softmax;
   throw InvalidArgument("activation: expected one of 'sigmoid', 'tanh', 'relu', 'leaky_relu', "
-                        "'identity', got '" + s + "'");
+                        "'identity', 'softmax', got '" + s + "'");
 }
 
 Loss parse_loss(const std::string& s) {
   if (s == "squared_error") return Loss::SquaredError;
   if (s == "binary_cross_entropy") return Loss::BinaryCrossEntropy;
-  throw InvalidArgument("loss: expected 'squared_error' or 'binary_cross_entropy', got '" + s + "'");
+  if (s == "categorical_cross_entropy") return Loss::CategoricalCrossEntropy;
+  throw InvalidArgument("loss: expected 'squared_error', 'binary_cross_entropy' or "
+                        "'categorical_cross_entropy', got '" + s + "'");
 }
 
 Optimizer parse_optimizer(const std::string& s) {
@@ -71,6 +74,13 @@ void NetworkConfig::validate() const {
       throw InvalidArgument("sizes: every width must be in [1, 2^31), got " + std::to_string(n));
   if (loss == Loss::BinaryCrossEntropy && activations.back() != Activation::Sigmoid)
     throw InvalidArgument("loss: 'binary_cross_entropy' needs a sigmoid output activation");
+  if (loss == Loss::CategoricalCrossEntropy && activations.back() != Activation::Softmax)
+    throw InvalidArgument("loss: 'categorical_cross_entropy' needs a softmax output activation");
+  for (int l = 0; l + 1 < L; ++l)
+    if (activations[l] == Activation::Softmax)
+      throw InvalidArgument("activations: 'softmax' is allowed on the output layer only");
+  if (activations.back() == Activation::Softmax && loss != Loss::CategoricalCrossEntropy)
+    throw InvalidArgument("activations: a softmax output needs loss 'categorical_cross_entropy'");
   if (!finite(weight_decay) || weight_decay < 0)
     throw InvalidArgument("weight_decay: expected a finite value >= 0");
   if (sparsity_layer < 0 || sparsity_layer >= L)

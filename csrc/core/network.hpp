@@ -13,8 +13,11 @@
 
 namespace fusedae {
 
-enum class Activation : int { Sigmoid = 0, Tanh, Relu, LeakyRelu, Identity };
-enum class Loss : int { SquaredError = 0, BinaryCrossEntropy };
+// Softmax is row-wise, not elementwise: it is allowed on the output layer
+// only, paired with the categorical cross entropy (whose delta from the
+// logits is softmax(Z)·Σy − y, so its Jacobian is never formed).
+enum class Activation : int { Sigmoid = 0, Tanh, Relu, LeakyRelu, Identity, Softmax };
+enum class Loss : int { SquaredError = 0, BinaryCrossEntropy, CategoricalCrossEntropy };
 enum class Optimizer : int { SGD = 0, Momentum, Adam };
 enum class Noise : int { None = 0, Gaussian, Masking, SaltPepper };
 

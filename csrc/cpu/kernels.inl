@@ -53,6 +53,7 @@ static inline auto with_activation(Activation a, Args&&... args) {
     case Activation::Relu: return F::template run<Activation::Relu>(args...);
     case Activation::LeakyRelu: return F::template run<Activation::LeakyRelu>(args...);
     case Activation::Identity: break;
+    case Activation::Softmax: break;  // row-wise: BiasSoftmax / SoftmaxCrossEntropyDelta
   }
   return F::template run<Activation::Identity>(args...);
 }
@@ -116,6 +117,72 @@ template <class T, Loss Lo> struct OutputDelta {
     return loss;  // summed over these rows; the caller divides by the batch size
   }
 };
+
+// Forward epilogue of a softmax output layer (inference): each row of C
+// becomes softmax(C + b), shifted by the row's maximum so no exponent is
+// positive.
+template <class T>
+static void bias_softmax(T* c, std::int64_t rows, std::int64_t n, const T* b) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* row = c + r * n;
+    T mx = row[0] + b[0];
+    for (std::int64_t j = 0; j < n; ++j) {
+      row[j] += b[j];
+      mx = row[j] > mx ? row[j] : mx;
+    }
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T e = Math<T>::exp(row[j] - mx);
+      row[j] = e;
+      sum += static_cast<double>(e);
+    }
+    const T inv = static_cast<T>(1.0 / sum);
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) row[j] *= inv;
+  }
+}
+
+// Output epilogue for softmax + categorical cross entropy, from the logits:
+// C (= A_{L-1}·W_L) becomes δ_L = (softmax(Z)·Σy − y)/B (the chapter's eq.
+// 15-16 as corrected; softmax − y for one-hot or probability rows), the loss
+// Σ_rows Σ_k y_k (logsumexp(z) − z_k) is returned, db_L column sums are
+// accumulated. The loss is taken from the shifted logits (never log of a
+// rounded probability), in double, so a confidently wrong row costs a large
+// finite amount.
+template <class T>
+static double softmax_cross_entropy_delta(T* c, std::int64_t rows, std::int64_t n, const T* b,
+                                          const T* y, T inv_b, double* colsum) {
+  double loss = 0.0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* row = c + r * n;
+    const T* yr = y + r * n;
+    T mx = row[0] + b[0];
+    for (std::int64_t j = 0; j < n; ++j) {
+      row[j] += b[j];
+      mx = row[j] > mx ? row[j] : mx;
+    }
+    double sum = 0.0, ysum = 0.0, yz = 0.0;
+#pragma omp simd reduction(+ : sum, ysum, yz)
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T shifted = row[j] - mx;
+      const T e = Math<T>::exp(shifted);
+      row[j] = e;
+      sum += static_cast<double>(e);
+      ysum += static_cast<double>(yr[j]);
+      yz += static_cast<double>(yr[j]) * static_cast<double>(shifted);
+    }
+    loss += ysum * std::log(sum) - yz;
+    const T scale = static_cast<T>(ysum / sum);
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T d = (row[j] * scale - yr[j]) * inv_b;
+      row[j] = d;
+      colsum[j] += static_cast<double>(d);
+    }
+  }
+  return loss;  // summed over these rows; the caller divides by the batch size
+}
 
 // Backward epilogue of a hidden layer: G (= δ_{l+1}·W_{l+1}ᵀ) becomes
 // δ_l = (G + s) ⊙ f'(A_l), where s is the sparsity term of eq. 28 (corrected;

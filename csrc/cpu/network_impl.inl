@@ -225,8 +225,11 @@ template <class T> class NetworkImpl final : public Network {
     for (int l = j.start + 1; l <= j.stop; ++l) {
       T* dst = l == j.stop ? j.out + r * n_[l] : A(l) + a * n_[l];
       gemm_rows(a_prev, l, dst, m);
-      with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
-                                         nullptr);
+      if (cfg_.activations[l - 1] == Activation::Softmax)
+        bias_softmax(dst, m, n_[l], Bias(l));
+      else
+        with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
+                                           nullptr);
       a_prev = dst;
     }
   }
@@ -259,13 +262,20 @@ template <class T> class NetworkImpl final : public Network {
         double* cs = part_colsum(0, tid);
         zero(cs, n_[l]);
         const T inv_b = T(1) / static_cast<T>(B);
-        loss_sum = cfg_.loss == Loss::BinaryCrossEntropy
-                       ? with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
-                             cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
-                             y + r0 * n_[l], inv_b, cs)
-                       : with_activation<OutputDelta<T, Loss::SquaredError>>(
-                             cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
-                             y + r0 * n_[l], inv_b, cs);
+        const T* yr = y + r0 * n_[l];
+        switch (cfg_.loss) {
+          case Loss::BinaryCrossEntropy:
+            loss_sum = with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
+                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs);
+            break;
+          case Loss::CategoricalCrossEntropy:
+            loss_sum = softmax_cross_entropy_delta(dst, m, n_[l], Bias(l), yr, inv_b, cs);
+            break;
+          case Loss::SquaredError:
+            loss_sum = with_activation<OutputDelta<T, Loss::SquaredError>>(
+                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs);
+            break;
+        }
       }
       a_prev = dst;
     }

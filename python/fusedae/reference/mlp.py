@@ -17,7 +17,8 @@ matrix is D x N for D inputs and N hidden units) and ``b_l`` of shape
           \\qquad \\hat\\rho_n = \\frac{1}{B} \\sum_m (A_s)_{m,n}
 
 where the data loss is :func:`~fusedae.reference.ops.squared_error` of
-``A_L`` or :func:`~fusedae.reference.ops.binary_cross_entropy_with_logits`
+``A_L``, :func:`~fusedae.reference.ops.binary_cross_entropy_with_logits`
+or :func:`~fusedae.reference.ops.categorical_cross_entropy_with_logits`
 of ``Z_L``, weight decay applies to weights only (never biases), and the
 KL term is present only when a sparsity layer ``s`` is set and
 ``beta > 0``.
@@ -34,11 +35,15 @@ import numpy as np
 
 from .ops import (
     ACTIVATIONS,
+    LOSS_OUTPUT,
     LOSSES,
+    OUTPUT_ACTIVATIONS,
     activation,
     activation_derivative,
     binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_gradient,
+    categorical_cross_entropy_with_logits,
+    categorical_cross_entropy_with_logits_gradient,
     sparsity_delta,
     sparsity_penalty,
     squared_error,
@@ -69,11 +74,13 @@ class MLPSpec:
         each size ``>= 1``.
     activations : tuple of str
         ``L`` names from :data:`~fusedae.reference.ops.ACTIVATIONS`;
-        ``activations[l-1]`` is layer ``l``'s.
+        ``activations[l-1]`` is layer ``l``'s. The output layer may also be
+        ``"softmax"`` (with the categorical cross entropy only).
     loss : str
-        ``"squared_error"`` or ``"binary_cross_entropy"`` (the latter needs
-        a ``"sigmoid"`` output layer and is computed from the logits
-        ``Z_L``).
+        ``"squared_error"``, ``"binary_cross_entropy"`` (needs a
+        ``"sigmoid"`` output layer) or ``"categorical_cross_entropy"``
+        (needs a ``"softmax"`` output layer); the cross entropies are
+        computed from the logits ``Z_L``.
     weight_decay : float
         ``lambda >= 0``; adds ``(lambda/2) sum_l ||W_l||_F^2``.
     sparsity_layer : int or None
@@ -118,19 +125,24 @@ class MLPSpec:
         if len(activations) != n_layers:
             raise ValueError(f"activations must name {n_layers} activations "
                              f"(one per layer), got {len(activations)}")
-        for name in activations:
-            if name not in ACTIVATIONS:
-                raise ValueError(f"activations: unknown activation {name!r}; "
-                                 f"expected one of {ACTIVATIONS}")
+        for l, name in enumerate(activations, start=1):
+            allowed = OUTPUT_ACTIVATIONS if l == n_layers else ACTIVATIONS
+            if name not in allowed:
+                raise ValueError(f"activations: unknown activation {name!r} "
+                                 f"for layer {l}; expected one of {allowed}")
         object.__setattr__(self, "activations", activations)
 
         if self.loss not in LOSSES:
             raise ValueError(f"loss: unknown loss {self.loss!r}; expected one "
                              f"of {LOSSES}")
-        if self.loss == "binary_cross_entropy" and activations[-1] != "sigmoid":
-            raise ValueError(f"loss 'binary_cross_entropy' needs a 'sigmoid' "
+        needed = LOSS_OUTPUT[self.loss]
+        if needed is not None and activations[-1] != needed:
+            raise ValueError(f"loss {self.loss!r} needs a {needed!r} "
                              f"output layer, got activations[-1] = "
                              f"{activations[-1]!r}")
+        if activations[-1] == "softmax" and self.loss != "categorical_cross_entropy":
+            raise ValueError("activations: a 'softmax' output layer needs "
+                             "loss 'categorical_cross_entropy'")
 
         if not _finite_at_least_zero(self.weight_decay):
             raise ValueError(f"weight_decay must be finite and >= 0, got "
@@ -278,8 +290,10 @@ def _objective(Ws, As, Zs, Y, spec):
     """``J`` from a finished forward pass, as a NumPy scalar."""
     if spec.loss == "squared_error":
         J = squared_error(As[-1], Y)
-    else:
+    elif spec.loss == "binary_cross_entropy":
         J = binary_cross_entropy_with_logits(Zs[-1], Y)
+    else:
+        J = categorical_cross_entropy_with_logits(Zs[-1], Y)
     if spec.weight_decay > 0:
         J = J + 0.5 * spec.weight_decay * sum(np.sum(W * W) for W in Ws)
     s = _active_sparsity_layer(spec)
@@ -322,6 +336,10 @@ def loss_and_gradient(Ws, bs, X, Y, spec):
               \\quad\\text{(squared error)}, \\qquad
               \\delta_L = \\frac{\\sigma(Z_L) - Y}{B}
               \\quad\\text{(BCE on the logits)}
+
+    and for the categorical cross entropy on a softmax output
+    ``delta_L = (softmax(Z_L) * rowsum(Y) - Y) / B`` (``(softmax(Z_L) - Y)/B``
+    for one-hot or probability rows).
 
     Then for ``l = L, ..., 1``:
 
@@ -373,9 +391,13 @@ def loss_and_gradient(Ws, bs, X, Y, spec):
     if spec.loss == "squared_error":
         delta = (squared_error_gradient(As[L], Y)
                  * activation_derivative(As[L], spec.activations[L - 1]))
-    else:
+    elif spec.loss == "binary_cross_entropy":
         # Sigmoid output + cross-entropy: f'_L cancels against dL/dA_L.
         delta = binary_cross_entropy_with_logits_gradient(Zs[L - 1], Y)
+    else:
+        # Softmax output + categorical cross entropy: the softmax Jacobian
+        # contracted with dL/dA_L collapses to softmax(Z) - Y.
+        delta = categorical_cross_entropy_with_logits_gradient(Zs[L - 1], Y)
 
     dWs, dbs = [None] * L, [None] * L
     for l in range(L, 0, -1):

@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "LEAKY_RELU_SLOPE",
     "ACTIVATIONS",
+    "OUTPUT_ACTIVATIONS",
     "LOSSES",
     "RHOHAT_EPS",
     "activation",
@@ -26,6 +27,9 @@ __all__ = [
     "squared_error_gradient",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_gradient",
+    "softmax",
+    "categorical_cross_entropy_with_logits",
+    "categorical_cross_entropy_with_logits_gradient",
     "bernoulli_kl",
     "clamp_rhohat",
     "sparsity_penalty",
@@ -35,21 +39,32 @@ __all__ = [
 #: Slope of ``leaky_relu`` for negative inputs.
 LEAKY_RELU_SLOPE = 0.01
 
-#: Names accepted by :func:`activation` and :func:`activation_derivative`.
+#: Elementwise activations: accepted by :func:`activation` and
+#: :func:`activation_derivative`, on any layer.
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 
+#: Activations an output layer may have: the elementwise ones, and the
+#: row-wise softmax, which only goes with the categorical cross entropy (its
+#: Jacobian is not diagonal, so it has no elementwise derivative; paired with
+#: that loss the output delta is simply softmax(Z) - Y).
+OUTPUT_ACTIVATIONS = ACTIVATIONS + ("softmax",)
+
 #: Names of the data losses the engine implements.
-LOSSES = ("squared_error", "binary_cross_entropy")
+LOSSES = ("squared_error", "binary_cross_entropy", "categorical_cross_entropy")
+
+#: The output activation each loss needs (None: any elementwise one).
+LOSS_OUTPUT = {"squared_error": None, "binary_cross_entropy": "sigmoid",
+               "categorical_cross_entropy": "softmax"}
 
 #: Clamp margin for the mean activation rho-hat, per dtype (see
 #: :func:`clamp_rhohat`).
 RHOHAT_EPS = {np.dtype(np.float32): 2.0**-20, np.dtype(np.float64): 2.0**-40}
 
 
-def _check_activation(name):
-    if name not in ACTIVATIONS:
+def _check_activation(name, allowed=ACTIVATIONS):
+    if name not in allowed:
         raise ValueError(
-            f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
+            f"unknown activation {name!r}; expected one of {allowed}")
 
 
 def _batch_size(x):
@@ -96,6 +111,7 @@ def activation(z, name):
     relu       max(z, 0)
     leaky_relu z if z > 0 else LEAKY_RELU_SLOPE * z
     identity   z
+    softmax    exp(z - max z) / sum(exp(z - max z)), along each row
     ========== =====================================================
 
     Parameters
@@ -103,7 +119,7 @@ def activation(z, name):
     z : ndarray
         Pre-activations ``Z = A_prev W + b``.
     name : str
-        One of :data:`ACTIVATIONS`.
+        One of :data:`OUTPUT_ACTIVATIONS`.
 
     Returns
     -------
@@ -115,8 +131,10 @@ def activation(z, name):
     ValueError
         If `name` is not a known activation.
     """
-    _check_activation(name)
+    _check_activation(name, OUTPUT_ACTIVATIONS)
     z = np.asarray(z)
+    if name == "softmax":
+        return softmax(z)
     if name == "sigmoid":
         return sigmoid(z)
     if name == "tanh":
@@ -276,6 +294,86 @@ def binary_cross_entropy_with_logits_gradient(z, y):
     """
     z = np.asarray(z)
     return (sigmoid(z) - np.asarray(y)) / _batch_size(z)
+
+
+def softmax(z):
+    """Row-wise softmax (the chapter's eq. 12), shifted by the row maximum.
+
+    .. math:: a_{mk} = \\frac{e^{z_{mk} - \\max_j z_{mj}}}
+              {\\sum_k e^{z_{mk} - \\max_j z_{mj}}}
+
+    The shift leaves the value unchanged and keeps every exponent <= 0, so
+    no logit overflows.
+
+    Parameters
+    ----------
+    z : ndarray, shape (B, K)
+
+    Returns
+    -------
+    ndarray, shape (B, K), rows summing to 1.
+    """
+    z = np.asarray(z)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def categorical_cross_entropy_with_logits(z, y):
+    """Batch-averaged categorical cross entropy of targets ``y`` given logits.
+
+    .. math:: L = -\\frac{1}{B} \\sum_{m,k} y_{mk} \\log
+              \\mathrm{softmax}(z_m)_k
+
+    the chapter's eq. 13 averaged over rows. Each row of ``y`` is a one-hot
+    indicator or a probability vector. Erratum: with a one-hot target of
+    class k the loss is ``-log softmax_k(z)`` (eq. 14 prints
+    ``softmax_k(z)`` itself, which would be *maximised*). The log-softmax is
+    taken from the shifted logits, never as ``log`` of a rounded softmax, so
+    a confidently wrong row costs a large finite amount instead of inf.
+
+    Parameters
+    ----------
+    z : ndarray, shape (B, K)
+        Logits (pre-activations of the softmax output layer).
+    y : ndarray, shape (B, K)
+        Targets: rows of non-negative weights (one-hot or probabilities).
+
+    Returns
+    -------
+    scalar
+        The loss, a NumPy scalar of the inputs' dtype.
+    """
+    z = np.asarray(z)
+    return -np.sum(np.asarray(y) * _log_softmax(z)) / _batch_size(z)
+
+
+def categorical_cross_entropy_with_logits_gradient(z, y):
+    """Gradient of :func:`categorical_cross_entropy_with_logits` w.r.t. ``z``.
+
+    .. math:: \\frac{\\partial L}{\\partial z_{mk}} =
+              \\frac{\\mathrm{softmax}(z_m)_k \\sum_j y_{mj} - y_{mk}}{B}
+
+    which is ``(softmax(z) - y) / B`` for one-hot or probability rows: the
+    chapter's eq. 15 (true class, ``a_k - 1``) and eq. 16 (other classes,
+    ``a_k``) as corrected in the errata; the printed equations call this
+    ``da_k/dz_k`` and drop the minus of eq. 15's middle term.
+
+    Parameters
+    ----------
+    z, y : ndarray, shape (B, K)
+
+    Returns
+    -------
+    ndarray, shape (B, K)
+    """
+    z = np.asarray(z)
+    y = np.asarray(y)
+    return (softmax(z) * y.sum(axis=-1, keepdims=True) - y) / _batch_size(z)
 
 
 def bernoulli_kl(rho, rhohat):
