@@ -1,7 +1,8 @@
 """fusedae: autoencoders and generative networks on a fused C++ engine.
 
 The estimators import the compiled engine lazily, so ``fusedae.reference``
-(the plain NumPy specification) can be imported on its own.
+(the plain NumPy specification) and ``fusedae.info`` (information theory)
+can be imported on their own.
 """
 from importlib import import_module
 
@@ -11,17 +12,22 @@ _LAZY = {
     "Autoencoder": "fusedae.autoencoder",
     "SparseAutoencoder": "fusedae.autoencoder",
     "DenoisingAutoencoder": "fusedae.autoencoder",
+    "Classifier": "fusedae.classifier",
+    "Generator": "fusedae.generator",
     "TrainingDivergedError": "fusedae._errors",
 }
 
-__all__ = sorted(_LAZY) + ["reference", "__version__"]
+# Submodules reachable as attributes (``fusedae.info.entropy``).
+_SUBMODULES = ("reference", "info", "categories")
+
+__all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 
 
 def __getattr__(name):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
-    if name == "reference":
-        return import_module("fusedae.reference")
+    if name in _SUBMODULES:
+        return import_module(f"fusedae.{name}")
     raise AttributeError(f"module 'fusedae' has no attribute {name!r}")
 
 

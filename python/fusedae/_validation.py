@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-LOSSES = ("squared_error", "binary_cross_entropy")
+AUTOENCODER_LOSSES = ("squared_error", "binary_cross_entropy")
 NOISES = ("gaussian", "masking", "salt_pepper")
 OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs")
 DTYPES = ("float32", "float64")
@@ -61,17 +61,22 @@ def check_device(value):
     raise ValueError(f"device: expected 'cpu' or 'cuda', got {value!r}")
 
 
-def check_hidden(value):
-    """``n_hidden``: an int, or a non-empty tuple of ints (a deep encoder)."""
+def check_hidden(value, *, allow_empty=False):
+    """``n_hidden``: an int, or a tuple of ints (several hidden layers).
+
+    An empty tuple (no hidden layer) only where ``allow_empty``.
+    """
     widths = (value,) if isinstance(value, numbers.Integral) else value
     try:
         widths = tuple(widths)
     except TypeError:
-        widths = ()
-    if (not widths or any(isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1
-                          for w in widths)):
-        raise ValueError(f"n_hidden: expected a positive integer or a non-empty tuple of "
-                         f"positive integers, got {value!r}")
+        widths = None
+    if (widths is None or (not widths and not allow_empty)
+            or any(isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1
+                   for w in widths)):
+        what = "a tuple" if allow_empty else "a non-empty tuple"
+        raise ValueError(f"n_hidden: expected a positive integer or {what} of positive "
+                         f"integers, got {value!r}")
     return tuple(int(w) for w in widths)
 
 

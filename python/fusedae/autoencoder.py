@@ -5,50 +5,14 @@ denoising variants are presets with the matching defaults. Training runs in
 the compiled engine: one C++ call per epoch (shuffle, minibatches, noise and
 steps), with the GIL released.
 """
-import contextlib
-import math
-import time
-
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import TransformerMixin
 
 from . import _validation as v
-from ._errors import TrainingDivergedError
-from ._native import engine
+from ._base import NetworkEstimator, set_params_from_init
 
 
-def _set_params(estimator, values):
-    """Store the constructor's arguments as attributes, unchanged.
-
-    scikit-learn's contract: ``__init__`` only records hyperparameters (they
-    are validated in ``fit``); ``get_params`` reads them back by name.
-    """
-    for name, value in values.items():
-        if name not in ("self", "__class__"):
-            setattr(estimator, name, value)
-
-
-@contextlib.contextmanager
-def _engine_threads(n):
-    """Run the engine's thread pool with ``n`` threads (None: leave it as it is).
-
-    The pool is shared by the process; the previous size is restored after
-    the call.
-    """
-    if n is None:
-        yield
-        return
-    before = engine.get_num_threads()
-    engine.set_num_threads(n)
-    try:
-        yield
-    finally:
-        engine.set_num_threads(before)
-
-
-class Autoencoder(TransformerMixin, BaseEstimator):
+class Autoencoder(TransformerMixin, NetworkEstimator):
     """A dense autoencoder X → code → X̂ trained by the fused engine.
 
     With ``n_hidden=N`` this is the chapter's two-layer network (D inputs, N
@@ -131,29 +95,20 @@ class Autoencoder(TransformerMixin, BaseEstimator):
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
-        _set_params(self, locals())
+        set_params_from_init(self, locals())
 
     # ------------------------------------------------------------------ setup
     def _checked_params(self):
         """Validate every hyperparameter; return the normalised ones."""
-        p = {
+        p = self._common_params()
+        p.update({
             "hidden": v.check_hidden(self.n_hidden),
             "activation": v.check_choice("activation", self.activation, v.ACTIVATIONS),
             "output_activation": v.check_choice("output_activation", self.output_activation,
                                                 v.ACTIVATIONS),
-            "loss": v.check_choice("loss", self.loss, v.LOSSES),
-            "weight_decay": v.check_real("weight_decay", self.weight_decay, low=0.0),
+            "loss": v.check_choice("loss", self.loss, v.AUTOENCODER_LOSSES),
             "sparsity_weight": v.check_real("sparsity_weight", self.sparsity_weight, low=0.0),
-            "optimizer": v.check_choice("optimizer", self.optimizer, v.OPTIMIZERS),
-            "learning_rate": v.check_real("learning_rate", self.learning_rate, low=0.0,
-                                          low_open=True),
-            "momentum": v.check_real("momentum", self.momentum, low=0.0, high=1.0,
-                                     high_open=True),
-            "batch_size": v.check_int("batch_size", self.batch_size),
-            "epochs": v.check_int("epochs", self.epochs),
-            "device": v.check_device(self.device),
-            "dtype": v.check_dtype(self.dtype),
-        }
+        })
         if p["loss"] == "binary_cross_entropy" and p["output_activation"] != "sigmoid":
             raise ValueError("loss: 'binary_cross_entropy' needs output_activation='sigmoid'")
         rho = self.sparsity_target
@@ -176,43 +131,17 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         if p["optimizer"] == "lbfgs" and p["noise"] != "none":
             raise ValueError("noise: L-BFGS trains on the fixed full batch; use a stochastic "
                              "optimizer ('adam', 'sgd', 'momentum') with noise")
-        if self.n_threads is not None:
-            v.check_int("n_threads", self.n_threads)
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise ValueError(f"shuffle: expected a bool, got {self.shuffle!r}")
         return p
 
-    def _seed(self):
-        rs = self.random_state
-        if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
-            if rs < 0:
-                raise ValueError(f"random_state: expected an integer >= 0, got {rs}")
-            return int(rs)
-        try:
-            return int(check_random_state(rs).randint(0, 2**31 - 1))
-        except ValueError:
-            raise ValueError(f"random_state: expected None, an int or a RandomState, "
-                             f"got {rs!r}") from None
-
-    def _build(self, n_features, p):
+    def _layout(self, n_in, n_out, p):
         hidden = p["hidden"]
-        sizes = [n_features, *hidden, *hidden[-2::-1], n_features]
+        sizes = [n_in, *hidden, *hidden[-2::-1], n_out]
         acts = [p["activation"]] * (len(sizes) - 2) + [p["output_activation"]]
-        code = len(hidden)
-        net = engine.Network(sizes, acts, p["loss"], p["dtype"], p["weight_decay"],
-                             code if p["sparse"] else 0,
-                             p["sparsity_target"] if p["sparse"] else 0.05,
-                             p["sparsity_weight"] if p["sparse"] else 0.0)
-        net.init_params(self._seed())
-        if p["optimizer"] != "lbfgs":
-            net.set_optimizer(p["optimizer"], p["learning_rate"], momentum=p["momentum"],
-                              beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
-        self._net = net
-        self._code_layer = code
-        self._params_used = p
-        self.n_features_in_ = n_features
-        self.loss_curve_ = []
-        self.n_iter_ = 0
+        return sizes, acts, p["loss"], len(hidden) if p["sparse"] else 0
+
+    @property
+    def _code_layer(self):
+        return len(self._params_used["hidden"])
 
     # -------------------------------------------------------------- training
     def fit(self, X, y=None):
@@ -224,9 +153,9 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         """
         p = self._checked_params()
         X = self._check_train_data(X, p, n_features=None)
-        self._build(X.shape[1], p)
+        self._build(X.shape[1], X.shape[1], p)
         if p["optimizer"] == "lbfgs":
-            self._fit_lbfgs(X, p)
+            self._fit_lbfgs(X, X, p)
         else:
             for _ in range(p["epochs"]):
                 self._epoch(X, p)
@@ -245,7 +174,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
             raise ValueError("optimizer: partial_fit needs a stochastic optimizer, not 'lbfgs'")
         X = self._check_train_data(X, p, n_features=None if first else self.n_features_in_)
         if first:
-            self._build(X.shape[1], p)
+            self._build(X.shape[1], X.shape[1], p)
         self._epoch(X, p)
         self._finish(X)
         return self
@@ -257,51 +186,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         return X
 
     def _epoch(self, X, p):
-        t0 = time.perf_counter()
-        with _engine_threads(self.n_threads):
-            loss, steps, diverged = self._net.fit_epoch(
-                X, None, batch_size=p["batch_size"], shuffle=bool(self.shuffle),
-                noise=p["noise"], noise_level=p["noise_level"])
-        if diverged:
-            raise TrainingDivergedError(
-                f"the training loss became {loss} in epoch {self.n_iter_} after {steps} steps; "
-                "the model keeps its parameters from before that step (lower learning_rate?)",
-                epoch=self.n_iter_, step=steps)
-        self.loss_curve_.append(float(loss))
-        self.n_iter_ += 1
-        if self.verbose:
-            self._report(X, loss, time.perf_counter() - t0, p)
-
-    def _fit_lbfgs(self, X, p):
-        from scipy.optimize import minimize
-        from threadpoolctl import threadpool_limits
-
-        net = self._net
-        dtype = net.params.dtype
-
-        # scipy's own BLAS (and NumPy's) are other OpenBLAS instances with thread
-        # pools of their own; left at full width their idle threads spin while
-        # the engine works and make each iteration ~10x slower on 2 cores.
-        # L-BFGS-B's own linear algebra is tiny, so it gets one thread.
-        engine_threads = self.n_threads or engine.get_num_threads()
-
-        def fun(theta):
-            net.params[:] = theta.astype(dtype, copy=False)
-            with _engine_threads(engine_threads):
-                loss = net.loss_and_gradient(X, X)
-            return loss, net.grads.astype(np.float64)
-
-        def callback(intermediate_result):
-            self.loss_curve_.append(float(intermediate_result.fun))
-            self.n_iter_ += 1
-            if self.verbose:
-                print(f"iteration {self.n_iter_:4d}  loss {intermediate_result.fun:.6g}")
-
-        with threadpool_limits(1, user_api="blas"):
-            res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
-                           callback=callback, options={"maxiter": p["epochs"]})
-        net.params[:] = res.x.astype(dtype)
-        self.lbfgs_result_ = res
+        self._run_epoch(X, None, p, p["noise"], p["noise_level"])
 
     def _report(self, X, loss, seconds, p):
         line = f"epoch {self.n_iter_:4d}/{p['epochs']}  loss {loss:.6g}  ({seconds * 1e3:.1f} ms)"
@@ -314,19 +199,6 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         self.mean_activation_ = self.transform(X).mean(axis=0)
 
     # ------------------------------------------------------------- inference
-    def _check_fitted(self):
-        check_is_fitted(self, "loss_curve_")
-        if not hasattr(self, "_net"):
-            raise ValueError("this model has no network (it was fitted, then its state was "
-                             "stripped); fit it again")
-
-    def _forward(self, X, name, start, stop):
-        self._check_fitted()
-        width = self._net.sizes[start]
-        X = v.check_data(X, name, self._net.dtype, n_features=width)
-        with _engine_threads(self.n_threads):
-            return self._net.forward(X, start, stop)
-
     def transform(self, X):
         """The code (hidden representation) of each row of X."""
         self._check_fitted()
@@ -371,60 +243,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
-        with _engine_threads(self.n_threads):
-            loss = self._net.loss_and_gradient(X, X)
-        g = self._net.grads.copy()
-        return float(loss), *self._split(g)
-
-    # ------------------------------------------------------------ parameters
-    def _split(self, flat):
-        net = self._net
-        sizes = net.sizes
-        Ws, bs = [], []
-        for l in range(1, len(sizes)):
-            w0, b0 = net.weight_offset(l), net.bias_offset(l)
-            Ws.append(flat[w0:b0].reshape(sizes[l - 1], sizes[l]))
-            bs.append(flat[b0:b0 + sizes[l]])
-        return Ws, bs
-
-    @property
-    def coefs_(self):
-        """Weight matrices (views: writing to them changes the model)."""
-        self._check_fitted()
-        return self._split(self._net.params)[0]
-
-    @property
-    def intercepts_(self):
-        """Bias vectors (views: writing to them changes the model)."""
-        self._check_fitted()
-        return self._split(self._net.params)[1]
-
-    # --------------------------------------------------------------- pickling
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        net = state.pop("_net", None)
-        if net is not None:
-            state["_net_state"] = {
-                "sizes": list(net.sizes), "params": net.params.copy(),
-                "state0": net.optimizer_state(0).copy(), "state1": net.optimizer_state(1).copy(),
-                "seed": net.seed, "optimizer_steps": net.optimizer_steps,
-                "noise_steps": net.noise_steps, "epochs": net.epochs,
-            }
-        return state
-
-    def __setstate__(self, state):
-        saved = state.pop("_net_state", None)
-        self.__dict__.update(state)
-        if saved is not None:
-            p = self._params_used
-            self._build(saved["sizes"][0], p)
-            self.__dict__.update({k: state[k] for k in ("loss_curve_", "n_iter_")})
-            net = self._net
-            net.params[:] = saved["params"]
-            net.optimizer_state(0)[:] = saved["state0"]
-            net.optimizer_state(1)[:] = saved["state1"]
-            net.seed, net.optimizer_steps = saved["seed"], saved["optimizer_steps"]
-            net.noise_steps, net.epochs = saved["noise_steps"], saved["epochs"]
+        return self._loss_and_gradient(X, X)
 
 
 class SparseAutoencoder(Autoencoder):
@@ -440,7 +259,7 @@ class SparseAutoencoder(Autoencoder):
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
-        _set_params(self, locals())
+        set_params_from_init(self, locals())
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -457,4 +276,4 @@ class DenoisingAutoencoder(Autoencoder):
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
-        _set_params(self, locals())
+        set_params_from_init(self, locals())

@@ -1,0 +1,231 @@
+"""What every estimator on the engine shares: one engine network, its
+training loops (fused epochs or L-BFGS), parameter views and pickling.
+
+A subclass says which network it wants (:meth:`NetworkEstimator._layout`)
+and how its data map to the network's inputs and targets; everything else
+is here.
+"""
+import contextlib
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import _validation as v
+from ._errors import TrainingDivergedError
+from ._native import engine
+
+
+def set_params_from_init(estimator, values):
+    """Store the constructor's arguments as attributes, unchanged.
+
+    scikit-learn's contract: ``__init__`` only records hyperparameters (they
+    are validated in ``fit``); ``get_params`` reads them back by name.
+    """
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
+@contextlib.contextmanager
+def engine_threads(n):
+    """Run the engine's thread pool with ``n`` threads (None: leave it as it is).
+
+    The pool is shared by the process; the previous size is restored after
+    the call.
+    """
+    if n is None:
+        yield
+        return
+    before = engine.get_num_threads()
+    engine.set_num_threads(n)
+    try:
+        yield
+    finally:
+        engine.set_num_threads(before)
+
+
+class NetworkEstimator(BaseEstimator):
+    """Base of the estimators: hyperparameters common to all of them.
+
+    Subclasses define ``_layout(n_in, n_out, p) -> (sizes, activations,
+    loss, sparsity_layer)`` and call :meth:`_build`, :meth:`_run_epoch` or
+    :meth:`_fit_lbfgs` from their ``fit``.
+    """
+
+    # ------------------------------------------------------------------ setup
+    def _common_params(self):
+        """Validate the hyperparameters every estimator has."""
+        p = {
+            "weight_decay": v.check_real("weight_decay", self.weight_decay, low=0.0),
+            "optimizer": v.check_choice("optimizer", self.optimizer, v.OPTIMIZERS),
+            "learning_rate": v.check_real("learning_rate", self.learning_rate, low=0.0,
+                                          low_open=True),
+            "momentum": v.check_real("momentum", self.momentum, low=0.0, high=1.0,
+                                     high_open=True),
+            "batch_size": v.check_int("batch_size", self.batch_size),
+            "epochs": v.check_int("epochs", self.epochs),
+            "device": v.check_device(self.device),
+            "dtype": v.check_dtype(self.dtype),
+        }
+        if self.n_threads is not None:
+            v.check_int("n_threads", self.n_threads)
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise ValueError(f"shuffle: expected a bool, got {self.shuffle!r}")
+        return p
+
+    def _seed(self):
+        rs = self.random_state
+        if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
+            if rs < 0:
+                raise ValueError(f"random_state: expected an integer >= 0, got {rs}")
+            return int(rs)
+        try:
+            return int(check_random_state(rs).randint(0, 2**31 - 1))
+        except ValueError:
+            raise ValueError(f"random_state: expected None, an int or a RandomState, "
+                             f"got {rs!r}") from None
+
+    def _build(self, n_in, n_out, p):
+        """A freshly initialised network for ``n_in`` inputs and ``n_out`` outputs."""
+        sizes, acts, loss, sparse_layer = self._layout(n_in, n_out, p)
+        sparse = sparse_layer > 0
+        net = engine.Network(sizes, acts, loss, p["dtype"], p["weight_decay"], sparse_layer,
+                             p["sparsity_target"] if sparse else 0.05,
+                             p["sparsity_weight"] if sparse else 0.0)
+        net.init_params(self._seed())
+        if p["optimizer"] != "lbfgs":
+            net.set_optimizer(p["optimizer"], p["learning_rate"], momentum=p["momentum"],
+                              beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
+        self._net = net
+        self._params_used = p
+        self.n_features_in_ = n_in
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+
+    # -------------------------------------------------------------- training
+    def _run_epoch(self, X, Y, p, noise="none", noise_level=0.0):
+        """One fused epoch in the engine; Y None means the targets are X."""
+        t0 = time.perf_counter()
+        with engine_threads(self.n_threads):
+            loss, steps, diverged = self._net.fit_epoch(
+                X, Y, batch_size=p["batch_size"], shuffle=bool(self.shuffle), noise=noise,
+                noise_level=noise_level)
+        if diverged:
+            raise TrainingDivergedError(
+                f"the training loss became {loss} in epoch {self.n_iter_} after {steps} steps; "
+                "the model keeps its parameters from before that step (lower learning_rate?)",
+                epoch=self.n_iter_, step=steps)
+        self.loss_curve_.append(float(loss))
+        self.n_iter_ += 1
+        if self.verbose:
+            self._report(X, loss, time.perf_counter() - t0, p)
+
+    def _report(self, X, loss, seconds, p):
+        print(f"epoch {self.n_iter_:4d}/{p['epochs']}  loss {loss:.6g}  "
+              f"({seconds * 1e3:.1f} ms)", flush=True)
+
+    def _fit_lbfgs(self, X, Y, p):
+        """scipy's L-BFGS-B on the full-batch fused loss and gradient."""
+        from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
+
+        net = self._net
+        dtype = net.params.dtype
+
+        # scipy's own BLAS (and NumPy's) are other OpenBLAS instances with thread
+        # pools of their own; left at full width their idle threads spin while
+        # the engine works and make each iteration ~10x slower on 2 cores.
+        # L-BFGS-B's own linear algebra is tiny, so it gets one thread.
+        engine_width = self.n_threads or engine.get_num_threads()
+
+        def fun(theta):
+            net.params[:] = theta.astype(dtype, copy=False)
+            with engine_threads(engine_width):
+                loss = net.loss_and_gradient(X, Y)
+            return loss, net.grads.astype(np.float64)
+
+        def callback(intermediate_result):
+            self.loss_curve_.append(float(intermediate_result.fun))
+            self.n_iter_ += 1
+            if self.verbose:
+                print(f"iteration {self.n_iter_:4d}  loss {intermediate_result.fun:.6g}")
+
+        with threadpool_limits(1, user_api="blas"):
+            res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
+                           callback=callback, options={"maxiter": p["epochs"]})
+        net.params[:] = res.x.astype(dtype)
+        self.lbfgs_result_ = res
+
+    # ------------------------------------------------------------- inference
+    def _check_fitted(self):
+        check_is_fitted(self, "loss_curve_")
+        if not hasattr(self, "_net"):
+            raise ValueError("this model has no network (it was fitted, then its state was "
+                             "stripped); fit it again")
+
+    def _forward(self, X, name, start, stop):
+        self._check_fitted()
+        width = self._net.sizes[start]
+        X = v.check_data(X, name, self._net.dtype, n_features=width)
+        with engine_threads(self.n_threads):
+            return self._net.forward(X, start, stop)
+
+    def _loss_and_gradient(self, X, Y):
+        with engine_threads(self.n_threads):
+            loss = self._net.loss_and_gradient(X, Y)
+        g = self._net.grads.copy()
+        return float(loss), *self._split(g)
+
+    # ------------------------------------------------------------ parameters
+    def _split(self, flat):
+        net = self._net
+        sizes = net.sizes
+        Ws, bs = [], []
+        for l in range(1, len(sizes)):
+            w0, b0 = net.weight_offset(l), net.bias_offset(l)
+            Ws.append(flat[w0:b0].reshape(sizes[l - 1], sizes[l]))
+            bs.append(flat[b0:b0 + sizes[l]])
+        return Ws, bs
+
+    @property
+    def coefs_(self):
+        """Weight matrices (views: writing to them changes the model)."""
+        self._check_fitted()
+        return self._split(self._net.params)[0]
+
+    @property
+    def intercepts_(self):
+        """Bias vectors (views: writing to them changes the model)."""
+        self._check_fitted()
+        return self._split(self._net.params)[1]
+
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        net = state.pop("_net", None)
+        if net is not None:
+            state["_net_state"] = {
+                "sizes": list(net.sizes), "params": net.params.copy(),
+                "state0": net.optimizer_state(0).copy(), "state1": net.optimizer_state(1).copy(),
+                "seed": net.seed, "optimizer_steps": net.optimizer_steps,
+                "noise_steps": net.noise_steps, "epochs": net.epochs,
+            }
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_net_state", None)
+        self.__dict__.update(state)
+        if saved is not None:
+            self._build(saved["sizes"][0], saved["sizes"][-1], self._params_used)
+            # _build resets these; the pickled values win.
+            self.__dict__.update({k: state[k] for k in ("loss_curve_", "n_iter_",
+                                                        "n_features_in_")})
+            net = self._net
+            net.params[:] = saved["params"]
+            net.optimizer_state(0)[:] = saved["state0"]
+            net.optimizer_state(1)[:] = saved["state1"]
+            net.seed, net.optimizer_steps = saved["seed"], saved["optimizer_steps"]
+            net.noise_steps, net.epochs = saved["noise_steps"], saved["epochs"]

@@ -1,0 +1,173 @@
+"""The discriminative network of the chapter (§1, Fig. 1): X → ŷ.
+
+Dense hidden layers, a softmax output over the classes and the categorical
+cross entropy (eq. 12-13, with eq. 14-16 as corrected), trained by the
+engine's fused step: the softmax, the loss and its delta softmax(Z) − Y are
+one pass over the output GEMM's result.
+"""
+import numpy as np
+from sklearn.base import ClassifierMixin
+
+from . import _labels
+from . import _validation as v
+from ._base import NetworkEstimator, set_params_from_init
+
+
+class Classifier(ClassifierMixin, NetworkEstimator):
+    """A softmax classifier (multilayer perceptron) trained by the fused engine.
+
+    The loss minimised is, per batch of B rows with one-hot targets y,
+
+        (1/B)·Σ_m −log softmax(z_m)[y_m] + (λ/2)·Σ_l ‖W_l‖²
+
+    in nats, where z_m are the output layer's logits.
+
+    Parameters
+    ----------
+    n_hidden : int or tuple of int, default=64
+        Widths of the hidden layers, input side first; ``()`` gives
+        multinomial logistic regression (no hidden layer).
+    activation : {"relu", "sigmoid", "tanh", "leaky_relu", "identity"}, default="relu"
+        Activation of every hidden layer.
+    weight_decay : float >= 0, default=0.0
+        λ of the L2 term (weights only, not biases).
+    optimizer : {"adam", "sgd", "momentum", "lbfgs"}, default="adam"
+        ``"lbfgs"`` runs scipy's L-BFGS-B on the full-batch fused
+        :meth:`loss_and_gradient` for ``epochs`` iterations.
+    learning_rate : float > 0, default=1e-3
+    momentum : float in [0, 1), default=0.9
+        Used by ``"momentum"`` (and as Adam's β1).
+    batch_size : int >= 1, default=64
+    epochs : int >= 1, default=50
+    shuffle : bool, default=True
+    n_threads : int >= 1 or None, default=None
+    device : {"cpu"}, default="cpu"
+    dtype : {"float32", "float64"}, default="float32"
+    random_state : int, RandomState or None, default=None
+        Seed of the engine's Philox stream (initial weights, shuffles).
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The distinct labels seen in fit, sorted; column k of
+        :meth:`predict_proba` is ``classes_[k]``.
+    coefs_, intercepts_ : list of ndarray
+    loss_curve_ : list of float
+    n_features_in_ : int
+    n_iter_ : int
+    """
+
+    def __init__(self, n_hidden=64, *, activation="relu", weight_decay=0.0, optimizer="adam",
+                 learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
+                 n_threads=None, device="cpu", dtype="float32", random_state=None,
+                 verbose=False):
+        set_params_from_init(self, locals())
+
+    def _checked_params(self):
+        p = self._common_params()
+        p["hidden"] = v.check_hidden(self.n_hidden, allow_empty=True)
+        p["activation"] = v.check_choice("activation", self.activation, v.ACTIVATIONS)
+        return p
+
+    def _layout(self, n_in, n_out, p):
+        sizes = [n_in, *p["hidden"], n_out]
+        acts = [p["activation"]] * len(p["hidden"]) + ["softmax"]
+        return sizes, acts, "categorical_cross_entropy", 0
+
+    # -------------------------------------------------------------- training
+    def fit(self, X, y):
+        """Train on (X, y) from a fresh initialisation.
+
+        Parameters
+        ----------
+        X : array-like of shape (M, D)
+        y : array-like of shape (M,)
+            Class labels (any sortable type); at least two distinct ones.
+
+        Returns
+        -------
+        self
+        """
+        p = self._checked_params()
+        X = v.check_data(X, "X", p["dtype"])
+        classes, idx = _labels.fit_classes(y)
+        self._check_rows(X, idx)
+        if len(classes) < 2:
+            raise ValueError(f"y: expected at least 2 classes, got only {classes.tolist()}")
+        Y = _labels.one_hot(idx, len(classes), p["dtype"])
+        self._build(X.shape[1], len(classes), p)
+        self.classes_ = classes
+        if p["optimizer"] == "lbfgs":
+            self._fit_lbfgs(X, Y, p)
+        else:
+            for _ in range(p["epochs"]):
+                self._run_epoch(X, Y, p)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), initialising the model on the first call.
+
+        Parameters
+        ----------
+        classes : array-like, optional
+            Every label the model will see, required on the first call
+            unless that call's ``y`` already holds them all; ignored later.
+        """
+        first = not hasattr(self, "_net")
+        p = self._checked_params() if first else self._params_used
+        if p["optimizer"] == "lbfgs":
+            raise ValueError("optimizer: partial_fit needs a stochastic optimizer, not 'lbfgs'")
+        X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_)
+        if first:
+            all_classes = _labels.fit_classes(y if classes is None else classes, "classes")[0]
+            if len(all_classes) < 2:
+                raise ValueError(f"classes: expected at least 2 classes, got "
+                                 f"{all_classes.tolist()}")
+        else:
+            all_classes = self.classes_
+        idx = _labels.label_indices(y, all_classes)
+        self._check_rows(X, idx)
+        if first:
+            self._build(X.shape[1], len(all_classes), p)
+            self.classes_ = all_classes
+        self._run_epoch(X, _labels.one_hot(idx, len(all_classes), p["dtype"]), p)
+        return self
+
+    @staticmethod
+    def _check_rows(X, idx):
+        if len(idx) != X.shape[0]:
+            raise ValueError(f"y: expected {X.shape[0]} labels (one per row of X), "
+                             f"got {len(idx)}")
+
+    # ------------------------------------------------------------- inference
+    def predict_proba(self, X):
+        """Probability of each class (columns in ``classes_`` order) for each row."""
+        self._check_fitted()
+        return self._forward(X, "X", 0, len(self._net.sizes) - 1)
+
+    def predict_log_proba(self, X):
+        """Natural log of :meth:`predict_proba` (−inf where it underflows to 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of each row."""
+        self._check_fitted()
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def loss_and_gradient(self, X, y):
+        """Full-batch loss (with the decay term) and its gradient at the
+        current parameters.
+
+        Returns
+        -------
+        loss : float
+        coef_grads, intercept_grads : list of ndarray
+        """
+        self._check_fitted()
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        idx = _labels.label_indices(y, self.classes_)
+        self._check_rows(X, idx)
+        Y = _labels.one_hot(idx, len(self.classes_), self._net.dtype)
+        return self._loss_and_gradient(X, Y)

@@ -1,0 +1,139 @@
+"""The generative network of the chapter (§1, Fig. 2): a category label → a
+typical feature vector.
+
+Trained with least squares on (label, sample) pairs, the network's output for
+a one-hot label converges to the mean of that class's samples (the
+minimiser of the squared error over a class is its mean); a probability
+vector over the labels asks for a blend of the classes.
+"""
+import numpy as np
+
+from . import _labels
+from . import _validation as v
+from ._base import NetworkEstimator, set_params_from_init
+
+
+class Generator(NetworkEstimator):
+    """Label → signal network trained by the fused engine.
+
+    The input of the network is the one-hot indicator of a label (or a
+    probability vector over the labels), its output a feature vector; the
+    loss is, per batch of B (label, sample) pairs,
+
+        (1/B)·Σ_m ½‖g(y_m) − x_m‖² + (λ/2)·Σ_l ‖W_l‖².
+
+    Parameters
+    ----------
+    n_hidden : int or tuple of int, default=64
+        Widths of the hidden layers, label side first; ``()`` gives a linear
+        map, which reproduces the class means exactly.
+    activation : {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}, default="sigmoid"
+        Activation of the hidden layers.
+    output_activation : same choices, default="identity"
+        Activation of the output layer: ``"sigmoid"`` for signals in [0, 1].
+    weight_decay, optimizer, learning_rate, momentum, batch_size, epochs,
+    shuffle, n_threads, device, dtype, random_state, verbose
+        As in :class:`fusedae.Classifier`; learning_rate defaults to 1e-2.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The labels, sorted; input k of the network is ``classes_[k]``.
+    n_features_in_ : int
+        Width of the generated signals (columns of X in fit).
+    coefs_, intercepts_, loss_curve_, n_iter_
+    """
+
+    def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="identity",
+                 weight_decay=0.0, optimizer="adam", learning_rate=1e-2, momentum=0.9,
+                 batch_size=64, epochs=100, shuffle=True, n_threads=None, device="cpu",
+                 dtype="float32", random_state=None, verbose=False):
+        set_params_from_init(self, locals())
+
+    def _checked_params(self):
+        p = self._common_params()
+        p["hidden"] = v.check_hidden(self.n_hidden, allow_empty=True)
+        p["activation"] = v.check_choice("activation", self.activation, v.ACTIVATIONS)
+        p["output_activation"] = v.check_choice("output_activation", self.output_activation,
+                                                v.ACTIVATIONS)
+        return p
+
+    def _layout(self, n_in, n_out, p):
+        sizes = [n_in, *p["hidden"], n_out]
+        acts = [p["activation"]] * len(p["hidden"]) + [p["output_activation"]]
+        return sizes, acts, "squared_error", 0
+
+    def fit(self, X, y):
+        """Learn to generate the rows of X from their labels y.
+
+        Parameters
+        ----------
+        X : array-like of shape (M, D)
+            The samples (signals) to generate.
+        y : array-like of shape (M,) or (M, K)
+            Class labels, or rows of probabilities over K classes (then
+            ``classes_`` is ``arange(K)``).
+
+        Returns
+        -------
+        self
+        """
+        p = self._checked_params()
+        X = v.check_data(X, "X", p["dtype"])
+        Y, classes = self._fit_targets(y, p["dtype"])
+        if len(Y) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
+        self._build(len(classes), X.shape[1], p)
+        self.classes_ = classes
+        self.n_features_in_ = X.shape[1]
+        if p["optimizer"] == "lbfgs":
+            self._fit_lbfgs(Y, X, p)
+        else:
+            for _ in range(p["epochs"]):
+                self._run_epoch(Y, X, p)
+        return self
+
+    @staticmethod
+    def _fit_targets(y, dtype):
+        arr = np.asarray(y) if y is not None else None
+        if arr is not None and arr.ndim == 2 and arr.shape[1] > 1:
+            return _labels.probability_rows(arr, arr.shape[1], dtype), np.arange(arr.shape[1])
+        classes, idx = _labels.fit_classes(y)
+        return _labels.one_hot(idx, len(classes), dtype), classes
+
+    def generate(self, y):
+        """The typical signal of each label.
+
+        Parameters
+        ----------
+        y : array-like of shape (M,) or (M, K)
+            Labels from ``classes_``, or probability vectors over them (a
+            soft label between classes asks for a signal between them).
+
+        Returns
+        -------
+        ndarray of shape (M, n_features_in_)
+        """
+        self._check_fitted()
+        Y = _labels.label_rows(y, self.classes_, self._net.dtype)
+        return self._forward(Y, "y", 0, len(self._net.sizes) - 1)
+
+    def score(self, X, y):
+        """Negative mean over rows of ½‖generate(y) − x‖² (higher is better)."""
+        self._check_fitted()
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        G = self.generate(y)
+        if len(G) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(G)}")
+        diff = G.astype(np.float64) - X
+        return -float(0.5 * np.sum(diff * diff) / len(X))
+
+    def loss_and_gradient(self, X, y):
+        """Full-batch loss (with the decay term) and its gradient at the
+        current parameters."""
+        self._check_fitted()
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        Y = _labels.label_rows(y, self.classes_, self._net.dtype)
+        if len(Y) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
+        return self._loss_and_gradient(Y, X)
