@@ -7,11 +7,7 @@ generative one (labels are its inputs).
 import numpy as np
 from sklearn.utils.multiclass import type_of_target
 
-#: How far a probability row's sum may be from 1, by the row's dtype: a few
-#: hundred roundings of the dtype's precision, far below any real mistake
-#: (a row of counts, a percentage, a forgotten normalisation).
-PROBABILITY_SUM_TOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-5}
-
+from .info import PROBABILITY_SUM_TOL
 
 def fit_classes(y, name="y"):
     """The sorted distinct labels of a 1-D label array and each row's index.
@@ -74,7 +70,7 @@ def label_rows(y, classes, dtype, name="y"):
 
     A 2-D ``y`` of shape (M, K) is a probability vector over ``classes`` per
     row: finite, non-negative, each row summing to 1 within
-    :data:`PROBABILITY_SUM_TOL` of its dtype (float64 for other dtypes).
+    :data:`fusedae.info.PROBABILITY_SUM_TOL` of its dtype (float64 for other dtypes).
     """
     arr = np.asarray(y) if y is not None else None
     if arr is not None and arr.ndim == 2 and arr.shape[1] != 1:
@@ -96,7 +92,7 @@ def probability_rows(P, n_classes, dtype, name="y"):
         raise ValueError(f"{name}: probabilities contain NaN or infinity")
     if np.any(work < 0):
         raise ValueError(f"{name}: probabilities must be >= 0, got {work.min()!r}")
-    tol = PROBABILITY_SUM_TOL[work.dtype]
+    tol = PROBABILITY_SUM_TOL[work.dtype.name]
     sums = work.sum(axis=1, dtype=np.float64)
     worst = int(np.argmax(np.abs(sums - 1)))
     if abs(sums[worst] - 1) > tol:

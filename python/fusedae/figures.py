@@ -4,12 +4,12 @@ The images are grayscale mosaics (learned features, reconstructions) that
 need nothing beyond NumPy and the standard library, so ``python -m fusedae
 demo`` draws them on a bare install.
 """
-import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
+
+from ._files import write_atomically
 
 
 def write_png(path, image):
@@ -32,16 +32,7 @@ def write_png(path, image):
            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
            + chunk(b"IEND", b""))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(png)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, png)
 
 
 def mosaic(tiles, cols, *, pad=1, scale=6, background=0.0):
