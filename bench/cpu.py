@@ -60,15 +60,13 @@ Usage::
 Prints one table per thread count and writes every raw measurement as JSON
 (default ``bench/results/cpu-<YYYY-MM-DD>.json``).
 """
-import argparse
 import datetime
-import json
+import functools
 import math
 import os
 import sys
 
 import numpy as np
-import threadpoolctl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
@@ -78,13 +76,7 @@ import fusedae  # noqa: E402
 from fusedae._native import engine  # noqa: E402
 from fusedae.reference import mlp, optim  # noqa: E402
 
-try:
-    import torch
-except ImportError as exc:  # PyTorch is an optional competitor
-    torch = None
-    TORCH_MISSING = f"{type(exc).__name__}: {exc}"
-else:
-    TORCH_MISSING = None
+torch, TORCH_MISSING = _common.optional_torch()
 
 WORKLOADS = {
     "W-tiny": (64, 16, 64),
@@ -115,13 +107,10 @@ def initial_params(D, N):
 
 # ---------------------------------------------------------------- competitors
 #
-# Each make_* function returns (step, to_floats): step() performs one training
-# step and returns that step's loss in whatever form is cheapest to produce;
-# to_floats(list of those) turns them into Python floats after the timer has
-# stopped.
-
-def _identity_floats(losses):
-    return [float(x) for x in losses]
+# Each make_* function returns (step, to_floats), as _common.time_competitors
+# expects of its factories: step() performs one training step and returns
+# that step's loss in whatever form is cheapest to produce; to_floats(list of
+# those) turns them into Python floats after the timer has stopped.
 
 
 def make_engine_network(D, N, Ws, bs):
@@ -141,7 +130,7 @@ def make_fusedae(D, N, X, Ws, bs):
     def step():
         return net.train_step(X, X)
 
-    return step, _identity_floats
+    return step, _common.identity_floats
 
 
 def make_numpy(D, N, X, Ws, bs):
@@ -153,7 +142,7 @@ def make_numpy(D, N, X, Ws, bs):
     def step():
         return optim.train_step(Ws, bs, X, X, spec, opt)
 
-    return step, _identity_floats
+    return step, _common.identity_floats
 
 
 if torch is not None:
@@ -278,236 +267,27 @@ def bench_workload(name, D, N, B, X, reps, seconds):
     """Warm up, calibrate and time every competitor on one workload at the
     current thread settings. Returns a JSON-ready dict."""
     Ws, bs = initial_params(D, N)
-    makers = competitors()
-    state = {}
-    for comp, make in makers.items():
-        step, to_floats = make(D, N, X, Ws, bs)
-        rate, warm_losses = _common.warm_up(step)
-        warm_losses = to_floats(warm_losses)
-        state[comp] = {
-            "step": step, "to_floats": to_floats,
-            "warmup_steps_per_s": rate,
-            "steps_per_window": _common.steps_for(rate, seconds),
-            "steps_done": len(warm_losses),
-            "warmup_nonfinite": _common.count_nonfinite(warm_losses),
-            "first_nonfinite_step": next(
-                (i for i, v in enumerate(warm_losses)
-                 if not math.isfinite(v)), None),
-            "last_loss": warm_losses[-1],
-            "raw": [],
-        }
-
-    order = list(makers)
-    for rep in range(reps):
-        # Interleave: one window per competitor per repetition, rotating
-        # which one goes first.
-        k = rep % len(order)
-        for comp in order[k:] + order[:k]:
-            s = state[comp]
-            elapsed, losses, foreign = _common.time_steps(
-                s["step"], s["steps_per_window"])
-            losses = s["to_floats"](losses)
-            bad = _common.count_nonfinite(losses)
-            if bad and s["first_nonfinite_step"] is None:
-                first = next(i for i, v in enumerate(losses)
-                             if not math.isfinite(v))
-                s["first_nonfinite_step"] = s["steps_done"] + first
-            s["steps_done"] += len(losses)
-            s["last_loss"] = losses[-1]
-            s["raw"].append({"rep": rep, "steps": len(losses),
-                             "seconds": elapsed,
-                             "steps_per_s": len(losses) / elapsed,
-                             "nonfinite_losses": bad,
-                             "foreign_cpus": foreign})
-
+    factories = {comp: functools.partial(make, D, N, X, Ws, bs)
+                 for comp, make in competitors().items()}
     flops_per_step = 10 * B * D * N
-    out = {"D": D, "N": N, "B": B, "flops_per_step": flops_per_step,
-           "competitors": {}}
-    for comp, s in state.items():
-        rates = [r["steps_per_s"] for r in s["raw"]]
-        summary = _common.summarize(rates)
-        out["competitors"][comp] = {
-            "warmup_steps_per_s": s["warmup_steps_per_s"],
-            "steps_per_window": s["steps_per_window"],
-            "warmup_nonfinite_losses": s["warmup_nonfinite"],
-            "timed_nonfinite_losses": sum(r["nonfinite_losses"]
-                                          for r in s["raw"]),
-            "first_nonfinite_step": s["first_nonfinite_step"],
-            "total_steps": s["steps_done"],
-            "final_loss": s["last_loss"],
-            "steps_per_s": summary,
-            "foreign_cpus": _common.summarize(
-                [r["foreign_cpus"] for r in s["raw"]
-                 if r["foreign_cpus"] is not None]),
-            "raw": s["raw"],
-        }
-    fus = out["competitors"]["fusedae"]
-    out["fusedae_gflops"] = {k: v * flops_per_step / 1e9
-                             for k, v in fus["steps_per_s"].items()}
-    out["ratios"] = {}
-    for other in out["competitors"]:
-        if other == "fusedae":
-            continue
-        o = out["competitors"][other]
-        # Ratio of medians (the table's figure) and the median of the
-        # per-repetition ratios (windows timed close together).
-        paired = [a["steps_per_s"] / b["steps_per_s"]
-                  for a, b in zip(fus["raw"], o["raw"])]
-        out["ratios"][f"fusedae/{other}"] = {
-            "of_medians": (fus["steps_per_s"]["median"]
-                           / o["steps_per_s"]["median"]),
-            "paired": _common.summarize(paired),
-        }
+    out = {"D": D, "N": N, "B": B, "flops_per_step": flops_per_step}
+    out.update(_common.time_competitors(factories, reps, seconds,
+                                        flops_per_step))
     return out
 
 
-class ThreadSettings:
-    """Set every competitor to t threads; restore the previous settings on
-    exit."""
-
-    def __init__(self, t):
-        self.t = t
-
-    def __enter__(self):
-        self.saved_engine = engine.get_num_threads()
-        self.saved_torch = torch.get_num_threads() if torch else None
-        self.limits = threadpoolctl.threadpool_limits(limits=self.t)
-        # threadpool_limits reaches every BLAS it sees, the engine's
-        # scipy-openblas32 included; set the engine and torch explicitly too.
-        engine.set_num_threads(self.t)
-        if torch is not None:
-            torch.set_num_threads(self.t)
-        return self
-
-    def __exit__(self, *exc):
-        self.limits.restore_original_limits()
-        engine.set_num_threads(self.saved_engine)
-        if torch is not None:
-            torch.set_num_threads(self.saved_torch)
-        return False
-
-
-# ------------------------------------------------------------------ reporting
-
-def fmt_rate(summary):
-    return "-" if summary is None else f"{summary['median']:.4g}"
-
-
-def fmt_spread(summary):
-    if summary is None:
-        return "-"
-    return f"[{summary['min']:.4g}, {summary['max']:.4g}]"
-
-
-def print_table(t, results):
-    has_torch = torch is not None
-    header = ["workload", "fusedae steps/s", "NumPy steps/s"]
-    if has_torch:
-        header.append("PyTorch steps/s")
-    header.append("fusedae/NumPy")
-    if has_torch:
-        header.append("fusedae/PyTorch")
-    header += ["fusedae GFLOP/s", "non-finite losses (fus/np"
-               + ("/torch)" if has_torch else ")")]
-    rows = []
-    spreads = []
-    for name, res in results.items():
-        c = res["competitors"]
-        row = [name, fmt_rate(c["fusedae"]["steps_per_s"]),
-               fmt_rate(c["numpy"]["steps_per_s"])]
-        if has_torch:
-            row.append(fmt_rate(c["torch"]["steps_per_s"]))
-        row.append(f"{res['ratios']['fusedae/numpy']['of_medians']:.2f}x")
-        if has_torch:
-            row.append(f"{res['ratios']['fusedae/torch']['of_medians']:.2f}x")
-        row.append(f"{res['fusedae_gflops']['median']:.1f}")
-        counts = []
-        for comp in c:
-            n = (c[comp]["warmup_nonfinite_losses"]
-                 + c[comp]["timed_nonfinite_losses"])
-            counts.append(f"{n}/{c[comp]['total_steps']}" if n else "0")
-        row.append(" / ".join(counts))
-        rows.append(row)
-        spreads.append((name, {comp: c[comp]["steps_per_s"] for comp in c}))
-
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows))
-              for i in range(len(header))]
-    line = " | ".join(h.ljust(w) for h, w in zip(header, widths))
-    print(f"\nthreads = {t}  (median steps/s over reps)")
-    print(line)
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        print(" | ".join(v.ljust(w) for v, w in zip(r, widths)))
-    print("min/max steps/s over reps:")
-    for name, per in spreads:
-        print(f"  {name}: " + ", ".join(f"{comp} {fmt_spread(s)}"
-                                        for comp, s in per.items()))
-    loads = [r["foreign_cpus"] for res in results.values()
-             for c in res["competitors"].values() for r in c["raw"]
-             if r["foreign_cpus"] is not None]
-    if loads:
-        busy = sum(1 for x in loads if x > 0.25)
-        print(f"CPUs busy with other processes during the timed windows: "
-              f"median {_common.summarize(loads)['median']:.2f}, max "
-              f"{max(loads):.2f}; {busy} of {len(loads)} windows above 0.25")
-
-
-def torch_blas_info():
-    try:
-        config = torch.__config__.show()
-    except Exception:  # best effort: informational only
-        return None
-    keep = [ln.strip() for ln in config.splitlines()
-            if any(k in ln for k in ("BLAS_INFO", "LAPACK_INFO", "CPU capability",
-                                     "OpenMP", "MKL", "oneDNN"))]
-    return keep
-
+# ---------------------------------------------------------------- command line
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="Training steps/s of fusedae vs NumPy vs PyTorch (CPU).")
-    p.add_argument("--reps", type=int, default=7,
-                   help="timed windows per competitor and workload (default 7)")
-    p.add_argument("--threads", default="1,2",
-                   help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--workloads", default=",".join(WORKLOADS),
-                   help="comma-separated subset of " + ", ".join(WORKLOADS))
-    p.add_argument("--seconds", type=float, default=0.5,
-                   help="target length of one timed window (default 0.5)")
-    p.add_argument("--out", default=None,
-                   help="JSON output path (default "
-                        "bench/results/cpu-<YYYY-MM-DD>.json)")
-    args = p.parse_args(argv)
-    try:
-        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    except ValueError:
-        p.error(f"--threads: expected integers like 1,2, got {args.threads!r}")
-    if not args.threads or min(args.threads) < 1:
-        p.error("--threads: need at least one count >= 1")
-    by_lower = {k.lower(): k for k in WORKLOADS}
-    names = []
-    for w in args.workloads.split(","):
-        w = w.strip()
-        if not w:
-            continue
-        key = by_lower.get(w.lower()) or by_lower.get("w-" + w.lower())
-        if key is None:
-            p.error(f"--workloads: unknown workload {w!r}; expected one of "
-                    f"{', '.join(WORKLOADS)}")
-        names.append(key)
-    args.workloads = names
-    if args.reps < 1:
-        p.error("--reps must be >= 1")
-    if not args.seconds > 0:
-        p.error("--seconds must be > 0")
-    return args
+    return _common.parse_args(
+        argv, "Training steps/s of fusedae vs NumPy vs PyTorch (CPU).",
+        WORKLOADS, "cpu")
 
 
 def main(argv=None):
     args = parse_args(argv)
     today = datetime.date.today().isoformat()
-    out_path = args.out or os.path.join(_common.REPO, "bench", "results",
-                                        f"cpu-{today}.json")
+    out_path = args.out or _common.default_out_path("cpu", today)
 
     machine = _common.machine_info()
     isa = make_engine_network(*WORKLOADS["W-tiny"][:2],
@@ -533,17 +313,15 @@ def main(argv=None):
 
     runs = []
     for t in args.threads:
-        with ThreadSettings(t):
-            threads_seen = {"engine": engine.get_num_threads(),
-                            "torch": torch.get_num_threads() if torch else None,
-                            "threadpoolctl": threadpoolctl.threadpool_info()}
+        with _common.ThreadSettings(t, engine, torch) as settings:
+            threads_seen = settings.seen()
             results = {}
             for name in args.workloads:
                 D, N, B = WORKLOADS[name]
                 print(f"  timing {name} with {t} thread(s)...", flush=True)
                 results[name] = bench_workload(name, D, N, B, data[name],
                                                args.reps, args.seconds)
-        print_table(t, results)
+        _common.print_table(t, results)
         runs.append({"threads": t, "threads_seen": threads_seen,
                      "workloads": results})
 
@@ -578,28 +356,15 @@ def main(argv=None):
                      "data": "each entry nonzero with p=0.2, then U(0,1)"},
         "saturation_check": saturation,
         "machine": machine,
-        "versions": {
-            "python": machine["python"],
-            "numpy": np.__version__,
-            "threadpoolctl": threadpoolctl.__version__,
-            "fusedae": fusedae.__version__,
-            "fusedae_path": os.path.dirname(fusedae.__file__),
-            "torch": torch.__version__ if torch is not None else None,
-        },
+        "versions": _common.versions(machine, fusedae, torch),
         "engine": {"isa": isa, "supported_isas": list(engine.supported_isas()),
                    "blas_corename": engine.blas_corename()},
-        "torch": ({"blas": torch_blas_info(),
-                   "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-                  if torch is not None else {"skipped": TORCH_MISSING}),
+        "torch": _common.torch_info(torch, TORCH_MISSING),
         "verification": verification,
         "runs": runs,
         "notes": torch_notes,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "w") as f:
-        json.dump(_common.finite_json(report), f, indent=1, default=str,
-                  allow_nan=False)
-    print(f"\nwrote {out_path}")
+    _common.write_report(report, out_path)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,7 @@ static void bias_softmax(T* c, std::int64_t rows, std::int64_t n, const T* b) {
   for (std::int64_t r = 0; r < rows; ++r) {
     T* row = c + r * n;
     T mx = row[0] + b[0];
+#pragma omp simd reduction(max : mx)
     for (std::int64_t j = 0; j < n; ++j) {
       row[j] += b[j];
       mx = row[j] > mx ? row[j] : mx;
@@ -158,6 +159,7 @@ static double softmax_cross_entropy_delta(T* c, std::int64_t rows, std::int64_t 
     T* row = c + r * n;
     const T* yr = y + r * n;
     T mx = row[0] + b[0];
+#pragma omp simd reduction(max : mx)
     for (std::int64_t j = 0; j < n; ++j) {
       row[j] += b[j];
       mx = row[j] > mx ? row[j] : mx;
