@@ -296,6 +296,7 @@ def test_engine_refuses_what_it_was_not_built_for():
     before = net.params.copy()
     cases = [
         (good.astype(np.float64), TypeError, "X: expected dtype float32"),
+        (good.astype(">f4"), TypeError, "X: expected dtype float32, got >f4"),
         (good.tolist(), TypeError, "X: expected a numpy.ndarray"),
         (np.zeros((5, 5), np.float32), ValueError, "X: expected 4 columns"),
         (np.zeros((5,), np.float32), ValueError, "X: expected a 2-D array"),
@@ -309,6 +310,12 @@ def test_engine_refuses_what_it_was_not_built_for():
                      lambda: net.forward(x, 0, 2), lambda: net.loss_and_gradient(x, good)):
             with pytest.raises(exc, match=match):
                 call()
+    # An equal dtype that is another object (metadata, a memory map, unpickling)
+    # is the same dtype.
+    tagged = good.astype(np.dtype(np.float32, metadata={"unit": "px"}))
+    assert tagged.dtype is not good.dtype
+    net.loss_and_gradient(tagged, tagged)
+    assert net.forward(tagged, 0, 2).shape == (5, 4)
     with pytest.raises(ValueError, match="Y: expected as many rows"):
         net.train_step(good, good[:3])
     with pytest.raises(ValueError, match="batch_size"):

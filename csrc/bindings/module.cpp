@@ -39,7 +39,10 @@ MatrixView as_matrix(const py::handle& obj, const char* name, DType dt, py::arra
     throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(numpy_dtype(dt)))
+  // Equivalence, not identity: a memory-mapped or unpickled array may carry
+  // its own (equal) dtype object. Equivalence includes the byte order.
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_EquivTypes_(a.dtype().ptr(), numpy_dtype(dt).ptr()))
     throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dt) + ", got " +
                          std::string(py::str(a.dtype())));
   if (a.ndim() != 2)
