@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "bindings/convert.hpp"
 #include "core/errors.hpp"
 #include "core/network.hpp"
 #include "core/philox.hpp"
@@ -22,61 +23,9 @@
 
 namespace py = pybind11;
 using namespace fusedae;
+using namespace fusedae::bindings;
 
 namespace {
-
-py::dtype numpy_dtype(DType t) {
-  return t == DType::Float32 ? py::dtype::of<float>() : py::dtype::of<double>();
-}
-
-// A NumPy array as a MatrixView. Only what Python can say better is checked
-// here (the object's type and dtype, as TypeError, and its number of
-// dimensions); shape, contiguity, alignment and values are checked by the
-// engine's ops themselves (core/network.cpp), whoever calls them. `keep`
-// holds the array while the view is in use.
-MatrixView as_matrix(const py::handle& obj, const char* name, DType dt, py::array* keep) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  auto a = py::reinterpret_borrow<py::array>(obj);
-  // Equivalence, not identity: a memory-mapped or unpickled array may carry
-  // its own (equal) dtype object. Equivalence includes the byte order.
-  const auto& api = py::detail::npy_api::get();
-  if (!api.PyArray_EquivTypes_(a.dtype().ptr(), numpy_dtype(dt).ptr()))
-    throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dt) + ", got " +
-                         std::string(py::str(a.dtype())));
-  if (a.ndim() != 2)
-    throw InvalidArgument(std::string(name) + ": expected a 2-D array, got " +
-                          std::to_string(a.ndim()) + "-D");
-  const auto item = static_cast<std::int64_t>(a.itemsize());
-  MatrixView m;
-  m.data = const_cast<void*>(a.data());
-  m.rows = a.shape(0);
-  m.cols = a.shape(1);
-  // A byte stride that is not a whole number of elements is never contiguous.
-  m.row_stride = a.strides(0) % item == 0 ? a.strides(0) / item : -1;
-  m.col_stride = a.strides(1) % item == 0 ? a.strides(1) / item : -1;
-  m.dtype = dt;
-  m.writeable = a.writeable();
-  *keep = a;
-  return m;
-}
-
-DType parse_dtype(const std::string& s) {
-  if (s == "float32") return DType::Float32;
-  if (s == "float64") return DType::Float64;
-  throw InvalidArgument("dtype: expected 'float32' or 'float64', got '" + s + "'");
-}
-
-// One call at a time per network; the GIL is dropped while it runs.
-struct Guard {
-  std::unique_lock<std::mutex> lock;
-  explicit Guard(Network& net) : lock(net.mutex(), std::try_to_lock) {
-    if (!lock.owns_lock())
-      throw Busy("this network is being used by another thread; a model trains from one thread "
-                 "at a time");
-  }
-};
 
 // Runs `op` on an (X, Y) batch with the GIL released; the op checks both.
 double on_batch(Network& n, py::handle x, py::handle y,
@@ -183,13 +132,7 @@ PYBIND11_MODULE(_engine, m) {
       .def_readwrite("epochs", &Network::epochs)
       .def("set_optimizer", [](Network& n, const std::string& kind, double lr, double momentum,
                                double beta1, double beta2, double eps) {
-             OptimizerConfig o;
-             o.kind = parse_optimizer(kind);
-             o.learning_rate = lr;
-             o.momentum = momentum;
-             o.beta1 = beta1;
-             o.beta2 = beta2;
-             o.eps = eps;
+             const OptimizerConfig o = optimizer_config(kind, lr, momentum, beta1, beta2, eps);
              Guard g(n);
              n.set_optimizer(o);
            },
@@ -243,6 +186,8 @@ PYBIND11_MODULE(_engine, m) {
         return py::make_tuple(r.mean_loss, r.steps, r.diverged);
       }, py::arg("X"), py::arg("Y") = py::none(), py::arg("batch_size") = 64,
          py::arg("shuffle") = true, py::arg("noise") = "none", py::arg("noise_level") = 0.0);
+
+  bind_composites(m);
 
   py::register_exception<Busy>(m, "BusyError", PyExc_RuntimeError);
   py::register_exception<BlasMissing>(m, "BlasMissingError", PyExc_RuntimeError);

@@ -293,6 +293,41 @@ EpochResult Network::fit_epoch(const MatrixView& x, const MatrixView* y, const E
   return fit_epoch_rows(x.data, y ? y->data : nullptr, x.rows, o);
 }
 
+namespace {
+template <class T>
+double decay_sweep(const Network& net, const T* p, T* g, double lam) {
+  const auto& n = net.config().sizes;
+  double sumsq = 0.0;
+  for (int l = 1; l < static_cast<int>(n.size()); ++l) {
+    const T* w = p + net.weight_offset(l);
+    T* gw = g ? g + net.weight_offset(l) : nullptr;
+    const std::int64_t count = n[l - 1] * n[l];
+    for (std::int64_t i = 0; i < count; ++i) {
+      sumsq += static_cast<double>(w[i]) * w[i];
+      if (gw) gw[i] += static_cast<T>(lam) * w[i];
+    }
+  }
+  return 0.5 * lam * sumsq;
+}
+}  // namespace
+
+double Network::add_decay_gradient() {
+  const double lam = cfg_.weight_decay;
+  if (lam <= 0) return 0.0;
+  return cfg_.dtype == DType::Float32
+             ? decay_sweep(*this, static_cast<const float*>(params_), static_cast<float*>(grads_), lam)
+             : decay_sweep(*this, static_cast<const double*>(params_), static_cast<double*>(grads_),
+                           lam);
+}
+
+double Network::decay_term() const {
+  const double lam = cfg_.weight_decay;
+  if (lam <= 0) return 0.0;
+  return cfg_.dtype == DType::Float32
+             ? decay_sweep<float>(*this, static_cast<const float*>(params_), nullptr, lam)
+             : decay_sweep<double>(*this, static_cast<const double*>(params_), nullptr, lam);
+}
+
 void Network::reserve_threads(int threads) {
   // Slabs: up to 64 columns (of either dtype: 256 bytes a row in float32) of
   // W_1 (n0 rows) or δ_1 (rows_capacity_ rows), per thread.

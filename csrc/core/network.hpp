@@ -125,6 +125,29 @@ class Network {
   // One epoch: shuffle, minibatches, noise, steps; y == nullptr means y = x.
   EpochResult fit_epoch(const MatrixView& x, const MatrixView* y, const EpochOptions& opt);
 
+  // --- building blocks of composite models (core/composite.cpp): contiguous
+  // rows of this network's dtype, already checked by the caller; no locking.
+  // Forward keeping every layer's activations; returns the output
+  // activations (rows × n_L, workspace: valid until the next call here).
+  virtual void* forward_keep(const void* x, std::int64_t rows) = 0;
+  // Backward of the last forward_keep from dJ/dA_L (rows × n_L): gradients,
+  // dJ/dX into dx if not null, and an optimizer step if `update`. The output
+  // activation must be elementwise (not softmax).
+  virtual void backward_from(const void* d_out, std::int64_t rows, void* dx, bool update) = 0;
+  // The fused step with dJ/dX into dx (if not null, from the weights before
+  // the update). weight_grads false: δs and dx only (a frozen network), no
+  // update. Returns the loss, with the decay term when it updates.
+  virtual double step_with_input_grad(const void* x, const void* y, std::int64_t rows,
+                                      void* dx, bool update, bool weight_grads) = 0;
+  // Output of the whole stack for rows already checked.
+  void forward_unchecked(const void* x, std::int64_t rows, void* out) {
+    forward_rows(x, rows, 0, cfg_.n_layers(), out);
+  }
+  // Adds λ·W to the weight gradients and returns (λ/2)·Σ‖W‖².
+  double add_decay_gradient();
+  // (λ/2)·Σ‖W‖² at the current parameters.
+  double decay_term() const;
+
  protected:
   // The kernels behind the ops, on arguments already checked.
   virtual void forward_rows(const void* x, std::int64_t rows, int start, int stop,

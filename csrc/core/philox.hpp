@@ -13,12 +13,13 @@
 // Everything here is `static inline` so that each instruction-set variant of
 // the kernels gets its own copy (no cross-variant symbol merging).
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace fusedae {
 namespace philox {
 
-enum Tag : std::uint32_t { kInit = 1, kShuffle = 2, kNoise = 3 };
+enum Tag : std::uint32_t { kInit = 1, kShuffle = 2, kNoise = 3, kLatent = 4 };
 
 struct U4 { std::uint32_t v[4]; };
 
@@ -55,6 +56,42 @@ static inline U4 block(std::uint64_t seed, std::uint32_t tag, std::uint32_t stre
 // so both precisions see the same values.
 static inline double uniform24(std::uint32_t u) {
   return static_cast<double>(u >> 8) * (1.0 / 16777216.0);
+}
+
+// Fisher-Yates over 0..n-1 driven by stream (kShuffle, epoch): draw k picks
+// j = floor(u·(i+1)/2^32) for i = n-1-k (bias below n/2^32).
+static inline void permutation(std::uint64_t seed, std::uint32_t epoch, std::int64_t n,
+                               std::int64_t* perm) {
+  for (std::int64_t i = 0; i < n; ++i) perm[i] = i;
+  U4 u{};
+  for (std::int64_t k = 0; k < n - 1; ++k) {
+    if (k % 4 == 0) u = block(seed, kShuffle, epoch, static_cast<std::uint64_t>(k / 4));
+    const std::int64_t i = n - 1 - k;
+    const std::int64_t j = static_cast<std::int64_t>(
+        (static_cast<std::uint64_t>(u.v[k % 4]) * static_cast<std::uint64_t>(i + 1)) >> 32);
+    const std::int64_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+}
+
+// Standard normal draws for latent variables, stream (kLatent, stream):
+// element e of `out` is Box-Muller on the word pair (2h, 2h+1) of block e/4,
+// h = (e%4)/2 (cosine for even e, sine for odd), in double precision.
+template <class T>
+static inline void normal(std::uint64_t seed, std::uint32_t stream, std::int64_t n, T* out) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  for (std::int64_t b = 0; 4 * b < n; ++b) {
+    const U4 u = block(seed, kLatent, stream, static_cast<std::uint64_t>(b));
+    for (int h = 0; h < 2; ++h) {
+      const double u0 = (static_cast<double>(u.v[2 * h] >> 8) + 1.0) * (1.0 / 16777216.0);
+      const double u1 = uniform24(u.v[2 * h + 1]);
+      const double r = std::sqrt(-2.0 * std::log(u0));
+      const std::int64_t e = 4 * b + 2 * h;
+      if (e < n) out[e] = static_cast<T>(r * std::cos(kTwoPi * u1));
+      if (e + 1 < n) out[e + 1] = static_cast<T>(r * std::sin(kTwoPi * u1));
+    }
+  }
 }
 
 }  // namespace philox

@@ -186,6 +186,23 @@ static double softmax_cross_entropy_delta(T* c, std::int64_t rows, std::int64_t 
   return loss;  // summed over these rows; the caller divides by the batch size
 }
 
+// Output delta from a gradient given by the caller (a composite model's
+// other half): A_L becomes δ_L = dJ/dA_L ⊙ f'(A_L), and db_L's column sums
+// are accumulated.
+template <class T> struct ScaleByDerivative {
+  template <Activation A>
+  static void run(T* a, std::int64_t rows, std::int64_t n, const T* d, double* colsum) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      T* ar = a + r * n;
+      const T* dr = d + r * n;
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) ar[j] = dr[j] * dact<T, A>(ar[j]);
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) colsum[j] += static_cast<double>(ar[j]);
+    }
+  }
+};
+
 // Backward epilogue of a hidden layer: G (= δ_{l+1}·W_{l+1}ᵀ) becomes
 // δ_l = (G + s) ⊙ f'(A_l), where s is the sparsity term of eq. 28 (corrected;
 // null for layers without it), and db_l's column sums are accumulated.

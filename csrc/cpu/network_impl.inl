@@ -82,6 +82,49 @@ template <class T> class NetworkImpl final : public Network {
     return step(Batch::of(static_cast<const T*>(xv), static_cast<const T*>(yv)), rows);
   }
 
+  void* forward_keep(const void* xv, std::int64_t rows) override {
+    blas::require();
+    reserve_rows(rows);
+    const T* x = static_cast<const T*>(xv);
+    StepJob job{this, Batch::of(x, x), rows, false};
+    job.phase = Phase::ForwardOnly;
+    kept_x_ = x;
+    kept_rows_ = rows;
+    dispatch(rows, &StepJob::task, &job);
+    return out_;
+  }
+
+  void backward_from(const void* d_out, std::int64_t rows, void* dx, bool update) override {
+    if (rows != kept_rows_ || !kept_x_)
+      throw InvalidArgument("backward_from: expected the rows of the last forward_keep");
+    StepJob job{this, Batch::of(kept_x_, kept_x_), rows, update};
+    job.phase = Phase::BackwardOnly;
+    job.d_out = static_cast<const T*>(d_out);
+    job.dx = static_cast<T*>(dx);
+    job.t = optimizer_steps + 1;
+    job.loss = 0.0;
+    dispatch(rows, &StepJob::task, &job);
+    if (update) optimizer_steps = job.t;
+    kept_x_ = nullptr;
+  }
+
+  double step_with_input_grad(const void* xv, const void* yv, std::int64_t rows, void* dx,
+                              bool update, bool weight_grads) override {
+    blas::require();
+    reserve_rows(rows);
+    StepJob job{this, Batch::of(static_cast<const T*>(xv), static_cast<const T*>(yv)), rows,
+                update && weight_grads};
+    job.dx = static_cast<T*>(dx);
+    job.weight_grads = weight_grads;
+    job.t = optimizer_steps + 1;
+    dispatch(rows, &StepJob::task, &job);
+    if (!std::isfinite(job.loss) || !job.update) return job.loss;
+    optimizer_steps = job.t;
+    double sumsq = 0.0;
+    for (int t = 0; t < threads_used_; ++t) sumsq += part_scalar(t)[1];
+    return job.loss + 0.5 * cfg_.weight_decay * sumsq;
+  }
+
   EpochResult fit_epoch_rows(const void* xv, const void* yv, std::int64_t rows,
                              const EpochOptions& o) override {
     blas::require();
@@ -124,6 +167,8 @@ template <class T> class NetworkImpl final : public Network {
   // would cost more than they save.
   static constexpr double kParallelFlops = 2.0e6;
   int threads_used_ = 1;  // threads of the last dispatch
+  const T* kept_x_ = nullptr;   // inputs of the last forward_keep, for backward_from
+  std::int64_t kept_rows_ = 0;
 
   T* P() { return static_cast<T*>(params_); }
   T* G() { return static_cast<T*>(grads_); }
@@ -164,11 +209,19 @@ template <class T> class NetworkImpl final : public Network {
     }
   };
 
+  // What a step job runs: the whole fused step, or its two halves for
+  // composite models (core/composite.cpp), whose other parts sit between them.
+  enum class Phase { Full, ForwardOnly, BackwardOnly };
+
   struct StepJob {
     NetworkImpl* net;
     Batch batch;
     std::int64_t B;
     bool update;            // false: loss and gradient only
+    Phase phase = Phase::Full;
+    T* dx = nullptr;        // if set: dJ/dX (B × n_0), from W_1 before any update
+    bool weight_grads = true;   // false: only δs (and dx), no dW/db (a frozen network)
+    const T* d_out = nullptr;   // BackwardOnly: dJ/dA_L, B × n_L
     std::int64_t t = 0;     // Adam's step number for this update
     double loss = 0.0;      // data + sparsity (set by thread 0)
     double sumsq = 0.0;     // Σ‖W‖² before the update (for the decay term)
@@ -242,6 +295,19 @@ template <class T> class NetworkImpl final : public Network {
     const std::int64_t m = r1 - r0;
     const T* x;  // the whole batch's inputs and targets, once this thread's rows are in
     const T* y;
+    if (j.phase == Phase::BackwardOnly) {
+      x = kept_x_;
+      // δ_L = dJ/dA_L ⊙ f'(A_L) on the output activations the forward half kept.
+      T* out = static_cast<T*>(out_) + r0 * n_[L_];
+      double* cs = part_colsum(0, tid);
+      zero(cs, n_[L_]);
+      with_activation<ScaleByDerivative<T>>(cfg_.activations[L_ - 1], out, m, n_[L_],
+                                            j.d_out + r0 * n_[L_], cs);
+      sync(nt);
+      if (tid == 0 && j.weight_grads) reduce_bias_grad(L_, 0, nt);
+      backward_part(j, tid, nt, x, r0, r1, 0);
+      return;
+    }
     stage_rows(j.batch, r0, r1, &x, &y);
 
     // Forward: every layer on this thread's rows; no thread waits for another.
@@ -251,13 +317,17 @@ template <class T> class NetworkImpl final : public Network {
       T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
       if (l == 1) first_layer_forward(x, r0, r1, dst, tid);
       else if (m > 0) gemm_rows(a_prev, l, dst, m);
-      if (l < L_) {
+      if (l < L_ || j.phase == Phase::ForwardOnly) {
         double* rs = nullptr;
         if (l == sl) {
           rs = part_rho(tid);
           zero(rs, n_[l]);
         }
-        with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l), rs);
+        if (cfg_.activations[l - 1] == Activation::Softmax)
+          bias_softmax(dst, m, n_[l], Bias(l));
+        else
+          with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
+                                             rs);
       } else {
         double* cs = part_colsum(0, tid);
         zero(cs, n_[l]);
@@ -279,13 +349,14 @@ template <class T> class NetworkImpl final : public Network {
       }
       a_prev = dst;
     }
+    if (j.phase == Phase::ForwardOnly) return;
     part_scalar(tid)[0] = loss_sum;
     sync(nt);
     if (tid == 0) {
       double loss = 0.0;
       for (int t = 0; t < nt; ++t) loss += part_scalar(t)[0];
       loss /= static_cast<double>(B);
-      reduce_bias_grad(L_, 0, nt);
+      if (j.weight_grads) reduce_bias_grad(L_, 0, nt);
       if (sl) {
         for (std::int64_t c = 0; c < n_[sl]; ++c) {
           double s = 0.0;
@@ -298,7 +369,14 @@ template <class T> class NetworkImpl final : public Network {
     }
     sync(nt);
     if (!std::isfinite(j.loss)) return;  // nothing more is written: no update follows
+    backward_part(j, tid, nt, x, r0, r1, sl);
+  }
 
+  // Backward from δ_L (in out_, db_L's partial sums in column-sum set 0) to
+  // dW_1 (and dX when asked), then this thread's share of the optimizer.
+  void backward_part(StepJob& j, int tid, int nt, const T* x, std::int64_t r0, std::int64_t r1,
+                     int sl) {
+    const std::int64_t B = j.B, m = r1 - r0;
     // Backward.
     T* delta = static_cast<T*>(out_);
     int parity = 1;
@@ -308,7 +386,9 @@ template <class T> class NetworkImpl final : public Network {
       // dW_l = A_{l-1}ᵀ·δ_l over the whole batch; this thread's rows of dW.
       std::int64_t i0, i1;
       split(n_[l - 1], tid, nt, &i0, &i1);
-      if (l == 1 && sparse_batch(B, nt)) {
+      if (!j.weight_grads) {
+        // a frozen network: only the δs (and dX) are wanted
+      } else if (l == 1 && sparse_batch(B, nt)) {
         list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
                              n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
                              nz_col_row_, nz_col_end_);
@@ -319,7 +399,14 @@ template <class T> class NetworkImpl final : public Network {
         blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), T(1),
                    a_in + i0, k, delta, n, T(0), G() + w_off_[l] + i0 * n, n);
       }
-      if (l == 1) break;  // no δ for the inputs
+      if (l == 1) {
+        // dX = δ_1·W_1ᵀ, this thread's rows, from W_1 as it was in the forward pass
+        // (the update waits for every thread below).
+        if (j.dx && m > 0)
+          blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(1), n,
+                     T(0), j.dx + r0 * k, k);
+        break;
+      }
       T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
       if (m > 0)
         blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(l), n,
@@ -332,7 +419,7 @@ template <class T> class NetworkImpl final : public Network {
       sync(nt);
       // Thread 0 reduces this layer's db while the others start on dW_{l-1};
       // the next layer writes the other set of partial sums.
-      if (tid == 0) reduce_bias_grad(l - 1, parity, nt);
+      if (tid == 0 && j.weight_grads) reduce_bias_grad(l - 1, parity, nt);
       parity ^= 1;
       delta = g;
     }
@@ -462,22 +549,8 @@ template <class T> class NetworkImpl final : public Network {
     return job.loss + 0.5 * cfg_.weight_decay * sumsq;
   }
 
-  // Fisher-Yates driven by Philox(seed, kShuffle, stream = epoch): draw k
-  // picks j = floor(u·(i+1)/2^32) for i = rows-1-k (bias below rows/2^32).
   void shuffle(std::int64_t rows) {
     reserve_permutation(rows);
-    for (std::int64_t i = 0; i < rows; ++i) perm_[i] = i;
-    philox::U4 u{};
-    for (std::int64_t k = 0; k < rows - 1; ++k) {
-      if (k % 4 == 0)
-        u = philox::block(seed, philox::kShuffle, static_cast<std::uint32_t>(epochs),
-                          static_cast<std::uint64_t>(k / 4));
-      const std::int64_t i = rows - 1 - k;
-      const std::int64_t j = static_cast<std::int64_t>(
-          (static_cast<std::uint64_t>(u.v[k % 4]) * static_cast<std::uint64_t>(i + 1)) >> 32);
-      const std::int64_t t = perm_[i];
-      perm_[i] = perm_[j];
-      perm_[j] = t;
-    }
+    philox::permutation(seed, static_cast<std::uint32_t>(epochs), rows, perm_);
   }
 };
