@@ -13,6 +13,9 @@ _LAZY = {
     "SparseAutoencoder": "fusedae.autoencoder",
     "DenoisingAutoencoder": "fusedae.autoencoder",
     "Classifier": "fusedae.classifier",
+    "VAE": "fusedae.vae",
+    "ConditionalVAE": "fusedae.vae",
+    "GAN": "fusedae.gan",
     "Generator": "fusedae.generator",
     "TrainingDivergedError": "fusedae._errors",
 }

@@ -47,6 +47,33 @@ def engine_threads(n):
         engine.set_num_threads(before)
 
 
+def split_params(net, flat):
+    """A network's flat parameter-shaped vector as (weights, biases) views."""
+    sizes = net.sizes
+    Ws, bs = [], []
+    for l in range(1, len(sizes)):
+        w0, b0 = net.weight_offset(l), net.bias_offset(l)
+        Ws.append(flat[w0:b0].reshape(sizes[l - 1], sizes[l]))
+        bs.append(flat[b0:b0 + sizes[l]])
+    return Ws, bs
+
+
+def network_state(net):
+    """What a network needs to resume training bit for bit (no workspace)."""
+    return {"sizes": list(net.sizes), "params": net.params.copy(),
+            "state0": net.optimizer_state(0).copy(), "state1": net.optimizer_state(1).copy(),
+            "seed": net.seed, "optimizer_steps": net.optimizer_steps,
+            "noise_steps": net.noise_steps, "epochs": net.epochs}
+
+
+def restore_network(net, state):
+    net.params[:] = state["params"]
+    net.optimizer_state(0)[:] = state["state0"]
+    net.optimizer_state(1)[:] = state["state1"]
+    net.seed, net.optimizer_steps = state["seed"], state["optimizer_steps"]
+    net.noise_steps, net.epochs = state["noise_steps"], state["epochs"]
+
+
 class NetworkEstimator(BaseEstimator):
     """Base of the estimators: hyperparameters common to all of them.
 
@@ -56,7 +83,7 @@ class NetworkEstimator(BaseEstimator):
     """
 
     # ------------------------------------------------------------------ setup
-    def _common_params(self):
+    def _common_params(self, min_epochs=1):
         """Validate the hyperparameters every estimator has."""
         p = {
             "weight_decay": v.check_real("weight_decay", self.weight_decay, low=0.0),
@@ -66,7 +93,7 @@ class NetworkEstimator(BaseEstimator):
             "momentum": v.check_real("momentum", self.momentum, low=0.0, high=1.0,
                                      high_open=True),
             "batch_size": v.check_int("batch_size", self.batch_size),
-            "epochs": v.check_int("epochs", self.epochs),
+            "epochs": v.check_int("epochs", self.epochs, low=min_epochs),
             "device": v.check_device(self.device),
             "dtype": v.check_dtype(self.dtype),
         }
@@ -181,14 +208,7 @@ class NetworkEstimator(BaseEstimator):
 
     # ------------------------------------------------------------ parameters
     def _split(self, flat):
-        net = self._net
-        sizes = net.sizes
-        Ws, bs = [], []
-        for l in range(1, len(sizes)):
-            w0, b0 = net.weight_offset(l), net.bias_offset(l)
-            Ws.append(flat[w0:b0].reshape(sizes[l - 1], sizes[l]))
-            bs.append(flat[b0:b0 + sizes[l]])
-        return Ws, bs
+        return split_params(self._net, flat)
 
     @property
     def coefs_(self):
@@ -207,12 +227,7 @@ class NetworkEstimator(BaseEstimator):
         state = self.__dict__.copy()
         net = state.pop("_net", None)
         if net is not None:
-            state["_net_state"] = {
-                "sizes": list(net.sizes), "params": net.params.copy(),
-                "state0": net.optimizer_state(0).copy(), "state1": net.optimizer_state(1).copy(),
-                "seed": net.seed, "optimizer_steps": net.optimizer_steps,
-                "noise_steps": net.noise_steps, "epochs": net.epochs,
-            }
+            state["_net_state"] = network_state(net)
         return state
 
     def __setstate__(self, state):
@@ -223,9 +238,4 @@ class NetworkEstimator(BaseEstimator):
             # _build resets these; the pickled values win.
             self.__dict__.update({k: state[k] for k in ("loss_curve_", "n_iter_",
                                                         "n_features_in_")})
-            net = self._net
-            net.params[:] = saved["params"]
-            net.optimizer_state(0)[:] = saved["state0"]
-            net.optimizer_state(1)[:] = saved["state1"]
-            net.seed, net.optimizer_steps = saved["seed"], saved["optimizer_steps"]
-            net.noise_steps, net.epochs = saved["noise_steps"], saved["epochs"]
+            restore_network(self._net, saved)

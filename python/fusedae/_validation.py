@@ -61,7 +61,7 @@ def check_device(value):
     raise ValueError(f"device: expected 'cpu' or 'cuda', got {value!r}")
 
 
-def check_hidden(value, *, allow_empty=False):
+def check_hidden(value, *, allow_empty=False, name="n_hidden"):
     """``n_hidden``: an int, or a tuple of ints (several hidden layers).
 
     An empty tuple (no hidden layer) only where ``allow_empty``.
@@ -75,7 +75,7 @@ def check_hidden(value, *, allow_empty=False):
             or any(isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1
                    for w in widths)):
         what = "a tuple" if allow_empty else "a non-empty tuple"
-        raise ValueError(f"n_hidden: expected a positive integer or {what} of positive "
+        raise ValueError(f"{name}: expected a positive integer or {what} of positive "
                          f"integers, got {value!r}")
     return tuple(int(w) for w in widths)
 

@@ -56,6 +56,7 @@ __all__ = [
     "forward",
     "loss",
     "loss_and_gradient",
+    "backward",
     "flatten",
     "unflatten",
     "n_params",
@@ -416,6 +417,87 @@ def loss_and_gradient(Ws, bs, X, Y, spec):
             delta = back * activation_derivative(As[l - 1],
                                                  spec.activations[l - 2])
     return J, dWs, dbs
+
+
+def backward(Ws, As, delta, spec, *, input_grad=False):
+    """Back-propagation from a given output error ``delta_L = dJ/dZ_L``.
+
+    The building block of models that chain networks (the variational
+    autoencoder's decoder into its encoder, the GAN's discriminator into its
+    generator): the caller supplies the output error, which already carries
+    any ``1/B`` of a batch-averaged loss. For ``l = L, ..., 1``:
+
+    .. math:: \\frac{\\partial J}{\\partial W_l} = A_{l-1}^T \\delta_l,
+              \\qquad
+              \\frac{\\partial J}{\\partial b_l} = \\sum_m (\\delta_l)_{m,:},
+              \\qquad
+              \\delta_{l-1} = (\\delta_l W_l^T) \\odot f_{l-1}'(A_{l-1})
+
+    and, if `input_grad`, the gradient with respect to the input batch
+
+    .. math:: \\frac{\\partial J}{\\partial A_0} = \\delta_1 W_1^T.
+
+    These are the gradients of the data term only: the weight-decay term
+    ``lambda W_l`` and the sparsity term of :func:`loss_and_gradient` are
+    *not* included, whatever `spec` says (the caller adds decay where its
+    objective has it). For a spec without decay and sparsity, fed the output
+    error of its loss, the result is exactly that of
+    :func:`loss_and_gradient`.
+
+    Parameters
+    ----------
+    Ws : list of ndarray
+        ``W_l`` of shape ``(n_{l-1}, n_l)``.
+    As : list of ndarray
+        ``[A_0 = X, A_1, ..., A_L]``, as returned by :func:`forward`.
+    delta : ndarray, shape (B, n_L)
+        ``dJ/dZ_L``.
+    spec : MLPSpec
+    input_grad : bool, default False
+        Whether to return ``dJ/dA_0``.
+
+    Returns
+    -------
+    dWs : list of ndarray
+        ``dJ/dW_l`` of the data term, shapes of `Ws`.
+    dbs : list of ndarray
+        ``dJ/db_l``, shapes ``(n_l,)``.
+    dX : ndarray of shape (B, n_0), or None
+        ``delta_1 W_1^T`` if `input_grad`, else None.
+    """
+    L = spec.n_layers
+    if len(Ws) != L:
+        raise ValueError(f"Ws: expected {L} weight matrices, got {len(Ws)}")
+    for l in range(1, L + 1):
+        w_shape = (spec.sizes[l - 1], spec.sizes[l])
+        if np.shape(Ws[l - 1]) != w_shape:
+            raise ValueError(f"W_{l} must have shape {w_shape}, got "
+                             f"{np.shape(Ws[l - 1])}")
+    if len(As) != L + 1:
+        raise ValueError(f"As: expected the {L + 1} arrays [A_0, ..., A_L] "
+                         f"of forward(), got {len(As)}")
+    B = np.shape(As[0])[0] if np.ndim(As[0]) == 2 else None
+    for l, A in enumerate(As):
+        if np.shape(A) != (B, spec.sizes[l]):
+            raise ValueError(f"As: A_{l} must have shape "
+                             f"(B, {spec.sizes[l]}), got {np.shape(A)}")
+    delta = np.asarray(delta)
+    if delta.shape != (B, spec.sizes[-1]):
+        raise ValueError(f"delta must have shape ({B}, {spec.sizes[-1]}), "
+                         f"got {delta.shape}")
+
+    dWs, dbs = [None] * L, [None] * L
+    dX = None
+    for l in range(L, 0, -1):
+        W = Ws[l - 1]
+        dWs[l - 1] = As[l - 1].T @ delta
+        dbs[l - 1] = delta.sum(axis=0)
+        if l > 1:
+            delta = (delta @ W.T) * activation_derivative(
+                As[l - 1], spec.activations[l - 2])
+        elif input_grad:
+            dX = delta @ W.T
+    return dWs, dbs, dX
 
 
 def flatten(Ws, bs):

@@ -113,3 +113,30 @@ def corrupt(X, kind, level, seed, step):
     else:
         raise ValueError(f"kind: expected 'gaussian', 'masking' or 'salt_pepper', got {kind!r}")
     return out.astype(X.dtype).reshape(X.shape)
+
+
+def normal(shape, seed, stream, dtype=np.float64):
+    """Standard normal draws (latent variables) from stream ``(TAG_LATENT, stream)``.
+
+    The Gaussian recipe of :func:`corrupt`: element e of the flattened
+    (C-order) array uses position e of the sequence built by Box-Muller on
+    draws (4b, 4b+1) and (4b+2, 4b+3) of the stream,
+    r = sqrt(-2 ln u_open0(u_{2k})), θ = 2π·uniform24(u_{2k+1}), giving
+    r·cos θ (position 2k) then r·sin θ (position 2k+1). Computed in float64 and
+    cast to ``dtype``. ``stream`` is taken modulo 2^32, as in :func:`draws`.
+    """
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    try:
+        shape = tuple(int(n) for n in shape)
+    except TypeError:
+        raise ValueError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+    if any(n < 0 for n in shape):
+        raise ValueError(f"shape must hold sizes >= 0, got {shape!r}")
+    n = int(np.prod(shape, dtype=np.int64))
+    u = draws(seed, TAG_LATENT, stream, 4 * ((n + 3) // 4))
+    pairs = u.reshape(-1, 2)
+    radius = np.sqrt(-2.0 * np.log(uniform24_open0(pairs[:, 0])))
+    theta = 2.0 * np.pi * uniform24(pairs[:, 1])
+    z = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1).reshape(-1)[:n]
+    return z.astype(dtype).reshape(shape)

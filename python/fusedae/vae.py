@@ -1,0 +1,401 @@
+"""Variational autoencoders (the chapter's §4): :class:`VAE` and
+:class:`ConditionalVAE`.
+
+The encoder maps x (and, conditionally, a label y) to the mean μ and the
+log-variance log σ² of a Gaussian over the latent code; a code
+z = μ + σ·ε (ε ~ N(0, I), drawn by the engine's Philox stream) is decoded
+back. The loss per batch of B rows is
+
+    (1/B)·Σ_m [ recon(x̂_m, x_m) + KL(N(μ_m, σ_m²) ‖ N(0, I)) ] + (λ/2)·Σ‖W‖²
+
+with recon the binary cross entropy or ½‖x̂ − x‖² summed over features and
+KL = −½·Σ_j (1 + log σ² − μ² − σ²). One engine call per step: encoder
+forward, reparameterisation and KL in one pass, the decoder's fused step
+(with the gradient w.r.t. z), the encoder's delta in one pass, the encoder's
+backward and both optimizer sweeps.
+"""
+import numpy as np
+from sklearn.base import TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import _labels
+from . import _validation as v
+from ._base import (NetworkEstimator, engine_threads, network_state, restore_network,
+                    set_params_from_init, split_params)
+from ._errors import TrainingDivergedError
+from ._native import engine
+
+# ε for score() comes from a stream of its own, far from the training steps'.
+_SCORE_STREAM = 0xFFFFFFF0
+_SAMPLE_STREAM_BASE = 0x80000000
+_VAE_LOSSES = ("binary_cross_entropy", "squared_error")
+
+
+class VAE(TransformerMixin, NetworkEstimator):
+    """Variational autoencoder trained by the fused engine.
+
+    Parameters
+    ----------
+    n_latent : int, default=8
+        Dimension Z of the latent code.
+    n_hidden : int or tuple of int, default=(64,)
+        Encoder hidden widths (input side first); the decoder mirrors them.
+        ``()``: linear encoder and decoder.
+    activation : {"relu", "sigmoid", "tanh", "leaky_relu", "identity"}, default="relu"
+    output_activation : same choices, default="sigmoid"
+    loss : {"binary_cross_entropy", "squared_error"}, default="binary_cross_entropy"
+        Reconstruction term, summed over features; BCE needs a sigmoid output
+        and data in [0, 1].
+    weight_decay : float >= 0, default=0.0
+    optimizer : {"adam", "sgd", "momentum"}, default="adam"
+    learning_rate : float > 0, default=1e-3
+    momentum : float in [0, 1), default=0.9
+    batch_size : int >= 1, default=64
+    epochs : int >= 0, default=100
+        0 initialises the networks without training (a baseline).
+    shuffle : bool, default=True
+    n_threads, device, dtype, random_state, verbose
+        As in :class:`fusedae.Autoencoder`. The encoder is initialised from
+        Philox(seed), the decoder from Philox(seed + 1); ε of step t from
+        stream (latent, t).
+
+    Attributes
+    ----------
+    loss_curve_ : list of float
+        Mean training loss (negative ELBO + decay) per epoch.
+    recon_curve_, kl_curve_ : list of float
+        Its two data terms per epoch.
+    n_features_in_, n_iter_
+    """
+
+    _n_conditions = 0
+
+    def __init__(self, n_latent=8, n_hidden=(64,), *, activation="relu",
+                 output_activation="sigmoid", loss="binary_cross_entropy", weight_decay=0.0,
+                 optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=100,
+                 shuffle=True, n_threads=None, device="cpu", dtype="float32", random_state=None,
+                 verbose=False):
+        set_params_from_init(self, locals())
+
+    # ------------------------------------------------------------------ setup
+    def _checked_params(self):
+        p = self._common_params(min_epochs=0)
+        if p["optimizer"] == "lbfgs":
+            raise ValueError("optimizer: a VAE trains on fresh noise every step; use 'adam', "
+                             "'sgd' or 'momentum'")
+        p["n_latent"] = v.check_int("n_latent", self.n_latent)
+        p["hidden"] = v.check_hidden(self.n_hidden, allow_empty=True)
+        p["activation"] = v.check_choice("activation", self.activation, v.ACTIVATIONS)
+        p["output_activation"] = v.check_choice("output_activation", self.output_activation,
+                                                v.ACTIVATIONS)
+        p["loss"] = v.check_choice("loss", self.loss, _VAE_LOSSES)
+        if p["loss"] == "binary_cross_entropy" and p["output_activation"] != "sigmoid":
+            raise ValueError("loss: 'binary_cross_entropy' needs output_activation='sigmoid'")
+        return p
+
+    def _build_vae(self, n_features, n_conditions, p):
+        model = engine.VAE(n_features, p["n_latent"], list(p["hidden"]), p["activation"],
+                           p["output_activation"], p["loss"], p["dtype"], p["weight_decay"],
+                           n_conditions)
+        model.init_params(self._seed())
+        model.set_optimizer(p["optimizer"], p["learning_rate"], momentum=p["momentum"],
+                            beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
+        self._model = model
+        self._params_used = p
+        self.n_features_in_ = n_features
+        self.loss_curve_, self.recon_curve_, self.kl_curve_ = [], [], []
+        self.n_iter_ = 0
+        self._samples_drawn = 0
+
+    def _check_data(self, X, p, n_features=None, name="X"):
+        X = v.check_data(X, name, p["dtype"], n_features=n_features)
+        if p["loss"] == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(f"{name}: loss='binary_cross_entropy' needs values in [0, 1]")
+        return X
+
+    # -------------------------------------------------------------- training
+    def fit(self, X, y=None):
+        """Train on X (rows are samples) from a fresh initialisation."""
+        p = self._checked_params()
+        X = self._check_data(X, p)
+        self._build_vae(X.shape[1], 0, p)
+        for _ in range(p["epochs"]):
+            self._vae_epoch(X, None, p)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One epoch over X, initialising the model on the first call."""
+        first = not hasattr(self, "_model")
+        p = self._checked_params() if first else self._params_used
+        X = self._check_data(X, p, None if first else self.n_features_in_)
+        if first:
+            self._build_vae(X.shape[1], 0, p)
+        self._vae_epoch(X, None, p)
+        return self
+
+    def _vae_epoch(self, X, Y, p):
+        with engine_threads(self.n_threads):
+            (total, recon, kl, _), steps, diverged = self._model.fit_epoch(
+                X, Y, batch_size=p["batch_size"], shuffle=bool(self.shuffle))
+        if diverged:
+            raise TrainingDivergedError(
+                f"the training loss became {total} in epoch {self.n_iter_} after {steps} steps; "
+                "the model keeps its parameters from before that step (lower learning_rate?)",
+                epoch=self.n_iter_, step=steps)
+        self.loss_curve_.append(float(total))
+        self.recon_curve_.append(float(recon))
+        self.kl_curve_.append(float(kl))
+        self.n_iter_ += 1
+        if self.verbose:
+            print(f"epoch {self.n_iter_:4d}  loss {total:.6g}  recon {recon:.6g}  kl {kl:.6g}",
+                  flush=True)
+
+    # ------------------------------------------------------------- inference
+    def _check_fitted(self):
+        check_is_fitted(self, "loss_curve_")
+        if not hasattr(self, "_model"):
+            raise ValueError("this model has no network; fit it again")
+
+    def _encoder_input(self, X, y):
+        return X
+
+    def encode(self, X, y=None):
+        """Mean μ and log-variance log σ² of the latent code of each row."""
+        self._check_fitted()
+        X = v.check_data(X, "X", self._model.encoder.dtype, n_features=self.n_features_in_)
+        E = self._run(self._model.encoder, self._encoder_input(X, y))
+        Z = self._params_used["n_latent"]
+        return E[:, :Z], E[:, Z:]
+
+    def transform(self, X, y=None):
+        """The mean μ of each row's latent code."""
+        return self.encode(X, y)[0]
+
+    def _run(self, net, A):
+        with engine_threads(self.n_threads):
+            return net.forward(np.ascontiguousarray(A, dtype=net.dtype), 0, -1)
+
+    def _decoder_input(self, Z, y):
+        return Z
+
+    def generate(self, Z, y=None):
+        """Decode latent codes Z (rows) into signals."""
+        self._check_fitted()
+        Z = v.check_data(Z, "Z", self._model.decoder.dtype,
+                         n_features=self._params_used["n_latent"])
+        return self._run(self._model.decoder, self._decoder_input(Z, y))
+
+    def _latent(self, n, random_state):
+        n = v.check_int("n_samples", n)
+        if random_state is None:
+            stream = _SAMPLE_STREAM_BASE + self._samples_drawn
+            self._samples_drawn += 1
+        else:
+            stream = _SAMPLE_STREAM_BASE - 1 - v.check_int("random_state", random_state, low=0)
+        return engine.latent_normal(self._model.seed, stream % 2**32, n,
+                                    self._params_used["n_latent"], self._model.encoder.dtype)
+
+    def sample(self, n_samples=1, *, random_state=None):
+        """Signals decoded from codes z ~ N(0, I).
+
+        The codes come from the model's Philox stream: the same seed and the
+        same sequence of calls give the same samples; an integer
+        ``random_state`` picks a fixed set of codes.
+        """
+        self._check_fitted()
+        return self.generate(self._latent(n_samples, random_state))
+
+    def interpolate(self, x_a, x_b, steps=8):
+        """Decoded points on the line between the codes (μ) of two signals.
+
+        Returns ``steps`` rows: the first decodes μ(x_a), the last μ(x_b).
+        """
+        self._check_fitted()
+        steps = v.check_int("steps", steps, low=2)
+        pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
+                            self._model.encoder.dtype, n_features=self.n_features_in_)
+        mu = self.transform(pair)
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        return self.generate((1 - t) * mu[0] + t * mu[1])
+
+    def _losses(self, X, Y, eps):
+        with engine_threads(self.n_threads):
+            return self._model.loss_and_gradient(X, Y, eps)
+
+    def _eps(self, rows):
+        return engine.latent_normal(self._model.seed, _SCORE_STREAM, rows,
+                                    self._params_used["n_latent"], self._model.encoder.dtype)
+
+    def negative_elbo(self, X, y=None):
+        """Mean over rows of recon + KL (nats), one ε draw per row from a fixed stream."""
+        self._check_fitted()
+        X = self._check_data(X, self._params_used, self.n_features_in_)
+        _, recon, kl, _ = self._losses(X, self._condition_rows(y, len(X)), self._eps(len(X)))
+        return recon + kl
+
+    def score(self, X, y=None):
+        """Negative of :meth:`negative_elbo` (higher is better)."""
+        return -self.negative_elbo(X, y)
+
+    def _condition_rows(self, y, rows):
+        return None
+
+    def loss_and_gradient(self, X, eps, y=None):
+        """Full-batch loss at the given ε (rows × n_latent) and its gradient.
+
+        Returns
+        -------
+        loss : float
+            recon + KL + decay.
+        encoder_grads, decoder_grads : tuple of (list of ndarray, list of ndarray)
+            (weight gradients, bias gradients) of each network, with λW.
+        """
+        self._check_fitted()
+        dt = self._model.encoder.dtype
+        X = self._check_data(X, self._params_used, self.n_features_in_)
+        eps = v.check_data(eps, "eps", dt, n_features=self._params_used["n_latent"])
+        if len(eps) != len(X):
+            raise ValueError(f"eps: expected {len(X)} rows (one per row of X), got {len(eps)}")
+        total, _, _, _ = self._losses(X, self._condition_rows(y, len(X)), eps)
+        return (float(total), split_params(self._model.encoder, self._model.encoder.grads.copy()),
+                split_params(self._model.decoder, self._model.decoder.grads.copy()))
+
+    @property
+    def encoder_coefs_(self):
+        """Encoder (weights, biases), views."""
+        self._check_fitted()
+        return split_params(self._model.encoder, self._model.encoder.params)
+
+    @property
+    def decoder_coefs_(self):
+        """Decoder (weights, biases), views."""
+        self._check_fitted()
+        return split_params(self._model.decoder, self._model.decoder.params)
+
+    @property
+    def coefs_(self):
+        raise AttributeError("a VAE has two networks: see encoder_coefs_ and decoder_coefs_")
+
+    @property
+    def intercepts_(self):
+        raise AttributeError("a VAE has two networks: see encoder_coefs_ and decoder_coefs_")
+
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        model = state.pop("_model", None)
+        if model is not None:
+            state["_model_state"] = {
+                "n_features": self.n_features_in_,
+                "nets": [network_state(model.encoder), network_state(model.decoder)],
+                "counters": (model.seed, model.latent_steps, model.epochs),
+            }
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_model_state", None)
+        self.__dict__.update(state)
+        if saved is not None:
+            keep = {k: state[k] for k in ("loss_curve_", "recon_curve_", "kl_curve_", "n_iter_",
+                                          "_samples_drawn") if k in state}
+            self._build_vae(saved["n_features"], self._n_conditions_of_state(), self._params_used)
+            self.__dict__.update(keep)
+            for net, s in zip((self._model.encoder, self._model.decoder), saved["nets"]):
+                restore_network(net, s)
+            self._model.seed, self._model.latent_steps, self._model.epochs = saved["counters"]
+
+    def _n_conditions_of_state(self):
+        return 0
+
+
+class ConditionalVAE(VAE):
+    """VAE of P(X | Y): the label enters the encoder and the decoder (§4).
+
+    ``fit(X, y)`` takes class labels (or rows of probabilities over the
+    classes); ``sample(n, y=...)`` draws signals of a class, and a soft label
+    between two classes (e.g. ``[0.5, 0.5, 0, ...]``) morphs one into the
+    other. Parameters as :class:`VAE`.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    """
+
+    def fit(self, X, y):
+        """Train on (X, y) from a fresh initialisation."""
+        p = self._checked_params()
+        X = self._check_data(X, p)
+        Y, classes = _fit_label_rows(y, p["dtype"])
+        if len(Y) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
+        self._build_vae(X.shape[1], len(classes), p)
+        self.classes_ = classes
+        for _ in range(p["epochs"]):
+            self._vae_epoch(X, Y, p)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), initialising the model on the first call."""
+        first = not hasattr(self, "_model")
+        p = self._checked_params() if first else self._params_used
+        X = self._check_data(X, p, None if first else self.n_features_in_)
+        if first:
+            self.classes_ = _labels.fit_classes(y if classes is None else classes, "classes")[0]
+        Y = _labels.label_rows(y, self.classes_, p["dtype"])
+        if len(Y) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
+        if first:
+            self._build_vae(X.shape[1], len(self.classes_), p)
+        self._vae_epoch(X, Y, p)
+        return self
+
+    def _condition_rows(self, y, rows):
+        if y is None:
+            raise ValueError("y: a conditional VAE needs the labels of the rows")
+        if np.ndim(y) == 0:
+            y = [y]  # one label for every row
+        Y = _labels.label_rows(y, self.classes_, self._model.encoder.dtype)
+        if len(Y) == 1 and rows > 1:
+            Y = np.repeat(Y, rows, axis=0)
+        if len(Y) != rows:
+            raise ValueError(f"y: expected {rows} labels (one per row), got {len(Y)}")
+        return Y
+
+    def _encoder_input(self, X, y):
+        return np.hstack([X, self._condition_rows(y, len(X))])
+
+    def _decoder_input(self, Z, y):
+        return np.hstack([Z, self._condition_rows(y, len(Z))])
+
+    def sample(self, n_samples=1, *, y=None, random_state=None):
+        """Signals of class ``y``.
+
+        ``y``: one label for all samples, a 1-D array of labels (one per
+        sample), or 2-D rows of probabilities over ``classes_`` (one row for
+        all samples, or one per sample).
+        """
+        self._check_fitted()
+        return self.generate(self._latent(n_samples, random_state), y)
+
+    def interpolate(self, x_a, x_b, steps=8, *, y_a=None, y_b=None):
+        """Decoded points between (μ(x_a | y_a), y_a) and (μ(x_b | y_b), y_b)."""
+        self._check_fitted()
+        steps = v.check_int("steps", steps, low=2)
+        Ya = self._condition_rows(y_a if np.ndim(y_a) == 0 else np.atleast_2d(y_a), 1)
+        Yb = self._condition_rows(y_b if np.ndim(y_b) == 0 else np.atleast_2d(y_b), 1)
+        pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
+                            self._model.encoder.dtype, n_features=self.n_features_in_)
+        mu = self.transform(pair, np.vstack([Ya, Yb]))
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        return self.generate((1 - t) * mu[0] + t * mu[1], (1 - t) * Ya + t * Yb)
+
+    def _n_conditions_of_state(self):
+        return len(self.classes_)
+
+
+def _fit_label_rows(y, dtype):
+    arr = np.asarray(y) if y is not None else None
+    if arr is not None and arr.ndim == 2 and arr.shape[1] > 1:
+        return _labels.probability_rows(arr, arr.shape[1], dtype), np.arange(arr.shape[1])
+    classes, idx = _labels.fit_classes(y)
+    return _labels.one_hot(idx, len(classes), dtype), classes
