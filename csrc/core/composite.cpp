@@ -193,6 +193,7 @@ VaeLosses Vae::loss_and_gradient(const MatrixView& x, const MatrixView* y, const
   check_inputs(x, y);
   check_matrix(eps, "eps", cfg_.dtype, cfg_.n_latent, true);
   if (eps.rows != x.rows) throw InvalidArgument("eps: expected as many rows as X");
+  reserve(x.rows);
   const void* yd = y ? y->data : nullptr;
   if (cfg_.dtype == DType::Float32)
     return run<float>(static_cast<const float*>(x.data), static_cast<const float*>(yd), x.rows,
