@@ -316,6 +316,12 @@ def test_engine_refuses_what_it_was_not_built_for():
     assert tagged.dtype is not good.dtype
     net.loss_and_gradient(tagged, tagged)
     assert net.forward(tagged, 0, 2).shape == (5, 4)
+    # A one-column target made by slicing (stride 0 along its length-1 axis).
+    col = engine.Network([4, 1], ["sigmoid"], "binary_cross_entropy")
+    col.init_params(0)
+    target = np.ones(5, np.float32)[:, None]
+    assert target.strides[1] == 0 or target.flags.c_contiguous
+    assert np.isfinite(col.loss_and_gradient(good, target))
     with pytest.raises(ValueError, match="Y: expected as many rows"):
         net.train_step(good, good[:3])
     with pytest.raises(ValueError, match="batch_size"):

@@ -203,6 +203,24 @@ def test_discriminator_step(case, dtype, isa, rng):
     assert model.latent_steps == 1
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GAN_CASES, ids=GAN_IDS)
+def test_discriminator_loss_and_gradient(case, dtype, rng):
+    # Unequal real and fake counts: the mean runs over all stacked rows.
+    spec, model, B = gan_problem(case, dtype, "auto", rng)
+    real = rng.uniform(0, 1, (B, spec.n_features)).astype(dtype)
+    fake = rng.uniform(0, 1, (B + 2, spec.n_features)).astype(dtype)
+    S = np.vstack([real, fake])
+    T = np.concatenate([np.ones(B), np.zeros(B + 2)]).astype(dtype)[:, None]
+    got = model.discriminator.loss_and_gradient(S, T)
+    Dp = ref_params(model.discriminator, spec.discriminator)
+    J, dWs, dbs = rgan.discriminator_loss_and_gradient(Dp, as64(real), as64(fake), spec)
+    assert abs(got - J) <= TOL[dtype] * abs(J)
+    gW, gb = mlp.unflatten(model.discriminator.grads.astype(np.float64), spec.discriminator)
+    for l, (g, r) in enumerate(zip(gW + gb, dWs + dbs)):
+        assert rel_err(g, r) <= TOL[dtype], l
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("loss", ["non_saturating", "minimax"])
 def test_gan_fit_epoch_matches_reference_loop(loss, isa, rng):

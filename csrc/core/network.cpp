@@ -231,7 +231,9 @@ void check_matrix(const MatrixView& m, const char* name, DType dtype, std::int64
     throw InvalidArgument(n + ": expected " + std::to_string(cols) + " columns, got " +
                           std::to_string(m.cols));
   if (m.cols < 1) throw InvalidArgument(n + ": expected at least one column");
-  if (m.col_stride != 1 || (m.rows > 1 && m.row_stride != m.cols))
+  // A stride along an axis of length 1 is never used (NumPy calls such arrays
+  // contiguous whatever it holds, e.g. a column made with x[:, None]).
+  if ((m.cols > 1 && m.col_stride != 1) || (m.rows > 1 && m.row_stride != m.cols))
     throw InvalidArgument(n + ": expected a C-contiguous array");
   if (!m.data) throw InvalidArgument(n + ": null data pointer");
   if (reinterpret_cast<std::uintptr_t>(m.data) % dtype_size(dtype) != 0)
