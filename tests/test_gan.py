@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 
 from fusedae import GAN, Classifier
+from fusedae.metrics import frechet_distance
 
 RING = np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1) * 2.0
 MIXTURE_KW = dict(n_latent=4, g_hidden=(64, 64), d_hidden=(64, 64), g_output_activation="identity",
@@ -88,17 +89,6 @@ def digits():
     return X / 16.0, y
 
 
-def frechet_distance(A, B):
-    """Fréchet distance between Gaussians fitted to the rows of A and B."""
-    ma, mb = A.mean(0), B.mean(0)
-    ca, cb = np.cov(A, rowvar=False), np.cov(B, rowvar=False)
-    w, V = np.linalg.eigh(ca)
-    root_a = (V * np.sqrt(np.clip(w, 0, None))) @ V.T
-    cross = np.linalg.eigvalsh(root_a @ cb @ root_a)
-    return float(np.sum((ma - mb) ** 2) + np.trace(ca) + np.trace(cb)
-                 - 2 * np.sum(np.sqrt(np.clip(cross, 0, None))))
-
-
 def test_digits_gan_makes_every_digit_and_matches_their_features(digits):
     X, y = digits
     clf = Classifier(64, epochs=100, random_state=0).fit(X, y)
@@ -158,3 +148,17 @@ def test_bad_input(ring_gan):
         GAN(epochs=1).fit(np.full((8, 2), np.nan))
     with pytest.raises(NotFittedError):
         GAN().sample(3)
+
+
+def test_frechet_distance_by_hand():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4000, 3))
+    assert frechet_distance(A, A) == pytest.approx(0.0, abs=1e-9)
+    # shifted by (1, 2, 2): the distance is ‖shift‖² = 9 (same covariance)
+    assert frechet_distance(A, A + [1, 2, 2]) == pytest.approx(9.0, rel=1e-9)
+    # N(0, I) against N(0, 4I) in 3-D: tr(I + 4I − 2·2I) = 3
+    B = rng.standard_normal((200000, 3)) * 2
+    C = rng.standard_normal((200000, 3))
+    assert frechet_distance(C, B) == pytest.approx(3.0, rel=0.02)
+    with pytest.raises(ValueError, match="A, B: expected 2-D arrays with the same"):
+        frechet_distance(A, A[:, :2])

@@ -21,7 +21,7 @@ _LAZY = {
 }
 
 # Submodules reachable as attributes (``fusedae.info.entropy``).
-_SUBMODULES = ("reference", "info", "categories")
+_SUBMODULES = ("reference", "info", "categories", "metrics")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 
