@@ -6,7 +6,6 @@ and how its data map to the network's inputs and targets; everything else
 is here.
 """
 import contextlib
-import time
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -16,6 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import _validation as v
 from ._errors import TrainingDivergedError
 from ._native import engine
+from ._training import (Progress, check_callbacks, check_early_stopping, train,
+                        validation_split)
 
 
 def set_params_from_init(estimator, values):
@@ -66,10 +67,22 @@ def network_state(net):
             "noise_steps": net.noise_steps, "epochs": net.epochs}
 
 
+def _assign(name, target, value):
+    """``target[:] = value`` only for an array of exactly target's shape: a
+    saved state of another shape must not broadcast into a model."""
+    value = np.asarray(value)
+    if value.shape != target.shape or value.dtype != target.dtype:
+        raise ValueError(f"{name}: expected an array of shape {target.shape} and dtype "
+                         f"{target.dtype}, got shape {value.shape} and dtype {value.dtype}")
+    target[:] = value
+
+
 def restore_network(net, state):
-    net.params[:] = state["params"]
-    net.optimizer_state(0)[:] = state["state0"]
-    net.optimizer_state(1)[:] = state["state1"]
+    if list(state["sizes"]) != list(net.sizes):
+        raise ValueError(f"sizes: expected {list(net.sizes)}, got {list(state['sizes'])}")
+    _assign("params", net.params, state["params"])
+    _assign("state0", net.optimizer_state(0), state["state0"])
+    _assign("state1", net.optimizer_state(1), state["state1"])
     net.seed, net.optimizer_steps = state["seed"], state["optimizer_steps"]
     net.noise_steps, net.epochs = state["noise_steps"], state["epochs"]
 
@@ -101,6 +114,10 @@ class NetworkEstimator(BaseEstimator):
             v.check_int("n_threads", self.n_threads)
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle: expected a bool, got {self.shuffle!r}")
+        p["early_stopping"] = check_early_stopping(self)
+        if p["early_stopping"] is not None and p["optimizer"] == "lbfgs":
+            raise ValueError("early_stopping: not available with optimizer='lbfgs' (it runs "
+                             "on the full batch); use a stochastic optimizer")
         return p
 
     def _seed(self):
@@ -131,11 +148,89 @@ class NetworkEstimator(BaseEstimator):
         self.n_features_in_ = n_in
         self.loss_curve_ = []
         self.n_iter_ = 0
+        self._start_fit(net.seed)
+
+    # ------------------------------------------------------- the epoch loop
+    def _start_fit(self, seed):
+        """Reset the epoch loop's state (see :mod:`fusedae._training`)."""
+        self._fit_done = False
+        self._split_seed = int(seed)
+        self.validation_scores_ = []
+        self.best_validation_score_ = None
+        self._best_snapshot = None
+        self._no_improvement = 0
+
+    def _train(self, data, p, callbacks):
+        """Run the remaining epochs of a fit on ``data`` (a tuple of arrays
+        with one row per sample), then finish the model.
+
+        With early stopping a fixed share of the rows (the same for the same
+        seed, so a resumed fit holds out the same rows) is set aside and
+        scored after every epoch. A Ctrl-C stops the loop after the epoch in
+        flight: the model is finished and consistent, and KeyboardInterrupt
+        is raised again; :meth:`resume_fit` continues it.
+        """
+        callbacks = check_callbacks(callbacks)
+        train_data, val_data = data, None
+        early = p.get("early_stopping")
+        if early is not None:
+            kept, held = validation_split(len(data[0]), early["validation_fraction"],
+                                          self._split_seed, self._stratify_labels(data))
+            train_data = tuple(np.ascontiguousarray(a[kept]) for a in data)
+            val_data = tuple(np.ascontiguousarray(a[held]) for a in data)
+        finished = train(self, train_data, val_data, p, callbacks)
+        self._finish(train_data)
+        if not finished:
+            raise KeyboardInterrupt(
+                f"fit interrupted after epoch {self.n_iter_}; the model is usable as it "
+                "is, and resume_fit(X) continues the fit where it stopped")
+        return self
+
+    def resume_fit(self, X, y=None, *, callbacks=None):
+        """Run the epochs this model's fit has left, on the same data.
+
+        For a model saved by a checkpoint (or stopped by Ctrl-C) part way
+        through ``fit``: the step counters and random streams continue, so
+        the result is bit for bit the uninterrupted fit's (on the CPU, with
+        the same thread count). A fit that already ran to its end is left
+        as it is.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        if getattr(self, "_fit_done", True):
+            return self
+        data = self._training_data(X, y, self._params_used, resume=True)
+        return self._train(data, self._params_used, callbacks)
+
+    def _total_epochs(self, p):
+        return p["epochs"]
+
+    def _one_epoch(self, data, p):
+        """Train epoch ``n_iter_``; return what the progress bar shows."""
+        X, Y = data
+        return {"loss": self._run_epoch(X, Y, p)}
+
+    def _stratify_labels(self, data):
+        return None
+
+    def _validation_score(self, data):
+        raise NotImplementedError
+
+    def _finish(self, data):
+        """Attributes computed from the training data once the loop ends."""
+
+    def _snapshot(self):
+        return self._net.params.copy()
+
+    def _restore_snapshot(self, snapshot):
+        self._net.params[:] = snapshot
 
     # -------------------------------------------------------------- training
     def _run_epoch(self, X, Y, p, noise="none", noise_level=0.0):
         """One fused epoch in the engine; Y None means the targets are X."""
-        t0 = time.perf_counter()
         with engine_threads(self.n_threads):
             loss, steps, diverged = self._net.fit_epoch(
                 X, Y, batch_size=p["batch_size"], shuffle=bool(self.shuffle), noise=noise,
@@ -147,12 +242,7 @@ class NetworkEstimator(BaseEstimator):
                 epoch=self.n_iter_, step=steps)
         self.loss_curve_.append(float(loss))
         self.n_iter_ += 1
-        if self.verbose:
-            self._report(X, loss, time.perf_counter() - t0, p)
-
-    def _report(self, X, loss, seconds, p):
-        print(f"epoch {self.n_iter_:4d}/{p['epochs']}  loss {loss:.6g}  "
-              f"({seconds * 1e3:.1f} ms)", flush=True)
+        return float(loss)
 
     def _fit_lbfgs(self, X, Y, p):
         """scipy's L-BFGS-B on the full-batch fused loss and gradient."""
@@ -174,17 +264,22 @@ class NetworkEstimator(BaseEstimator):
                 loss = net.loss_and_gradient(X, Y)
             return loss, net.grads.astype(np.float64)
 
+        progress = Progress(bool(self.verbose), p["epochs"], 0, type(self).__name__)
+
         def callback(intermediate_result):
             self.loss_curve_.append(float(intermediate_result.fun))
             self.n_iter_ += 1
-            if self.verbose:
-                print(f"iteration {self.n_iter_:4d}  loss {intermediate_result.fun:.6g}")
+            progress.update({"loss": float(intermediate_result.fun)})
 
-        with threadpool_limits(1, user_api="blas"):
-            res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
-                           callback=callback, options={"maxiter": p["epochs"]})
+        try:
+            with threadpool_limits(1, user_api="blas"):
+                res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
+                               callback=callback, options={"maxiter": p["epochs"]})
+        finally:
+            progress.close()
         net.params[:] = res.x.astype(dtype)
         self.lbfgs_result_ = res
+        self._fit_done = True
 
     # ------------------------------------------------------------- inference
     def _check_fitted(self):
@@ -235,7 +330,5 @@ class NetworkEstimator(BaseEstimator):
         self.__dict__.update(state)
         if saved is not None:
             self._build(saved["sizes"][0], saved["sizes"][-1], self._params_used)
-            # _build resets these; the pickled values win.
-            self.__dict__.update({k: state[k] for k in ("loss_curve_", "n_iter_",
-                                                        "n_features_in_")})
+            self.__dict__.update(state)  # _build resets curves and counters; the saved win
             restore_network(self._net, saved)

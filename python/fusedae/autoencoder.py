@@ -10,6 +10,7 @@ from sklearn.base import TransformerMixin
 
 from . import _validation as v
 from ._base import NetworkEstimator, set_params_from_init
+from ._training import check_callbacks
 
 
 class Autoencoder(TransformerMixin, NetworkEstimator):
@@ -64,6 +65,14 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     epochs : int >= 1, default=50
     shuffle : bool, default=True
         Reshuffle the rows every epoch (Philox, reproducible).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (a fixed split for a
+        given seed), score them after every epoch and stop when the score
+        has not improved by ``tol`` for ``n_iter_no_change`` epochs; the
+        model keeps the parameters of its best epoch.
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int >= 1, default=10
+    tol : float >= 0, default=1e-4
     n_threads : int >= 1 or None, default=None
         Threads of the engine's pool during fit/transform; None keeps the
         pool's size (by default the CPUs this process may use).
@@ -73,7 +82,8 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         Seed of the engine's Philox stream (initial weights, shuffles,
         noise). The same integer gives the same model.
     verbose : bool, default=False
-        Print the loss (and sparsity) after every epoch.
+        Show a progress bar with the loss (and the mean code activation when
+        sparse) during ``fit``.
 
     Attributes
     ----------
@@ -87,12 +97,16 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     n_features_in_ : int
     n_iter_ : int
         Epochs (or L-BFGS iterations) run.
+    validation_scores_ : list of float
+        Score of the held-out rows after each epoch (early stopping only).
+    best_validation_score_ : float or None
     """
 
     def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="sigmoid",
                  loss="squared_error", weight_decay=0.0, sparsity_target=None,
                  sparsity_weight=0.0, noise=None, noise_level=0.0, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
         set_params_from_init(self, locals())
@@ -144,23 +158,32 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         return len(self._params_used["hidden"])
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, callbacks=None):
         """Train on X (rows are samples) from a fresh initialisation.
+
+        Parameters
+        ----------
+        X : array-like of shape (M, D)
+        y : ignored
+        callbacks : callable or list of callables, optional
+            Each is called after every epoch as ``callback(model, logs)``
+            (``logs``: epoch, loss, and val_score with early stopping);
+            returning True stops the fit. :class:`fusedae.callbacks.Checkpoint`
+            saves the model every N epochs.
 
         Returns
         -------
         self
         """
         p = self._checked_params()
-        X = self._check_train_data(X, p, n_features=None)
+        X = self._training_data(X, None, p)[0]
         self._build(X.shape[1], X.shape[1], p)
         if p["optimizer"] == "lbfgs":
+            check_callbacks(callbacks)
             self._fit_lbfgs(X, X, p)
-        else:
-            for _ in range(p["epochs"]):
-                self._epoch(X, p)
-        self._finish(X)
-        return self
+            self._finish((X,))
+            return self
+        return self._train((X,), p, callbacks)
 
     def partial_fit(self, X, y=None):
         """One epoch over X, initialising the model on the first call.
@@ -172,31 +195,31 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         p = self._checked_params() if first else self._params_used
         if p["optimizer"] == "lbfgs":
             raise ValueError("optimizer: partial_fit needs a stochastic optimizer, not 'lbfgs'")
-        X = self._check_train_data(X, p, n_features=None if first else self.n_features_in_)
+        X = self._training_data(X, None, p, resume=not first)[0]
         if first:
             self._build(X.shape[1], X.shape[1], p)
-        self._epoch(X, p)
-        self._finish(X)
+        self._one_epoch((X,), p)
+        self._finish((X,))
         return self
 
-    def _check_train_data(self, X, p, n_features):
-        X = v.check_data(X, "X", p["dtype"], n_features=n_features)
+    def _training_data(self, X, y, p, resume=False):
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None)
         if p["loss"] == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
             raise ValueError("X: loss='binary_cross_entropy' needs values in [0, 1]")
-        return X
+        return (X,)
 
-    def _epoch(self, X, p):
-        self._run_epoch(X, None, p, p["noise"], p["noise_level"])
+    def _one_epoch(self, data, p):
+        X = data[0]
+        logs = {"loss": self._run_epoch(X, None, p, p["noise"], p["noise_level"])}
+        if p["sparse"] and self.verbose:
+            logs["rho_hat"] = float(self.transform(X).mean())
+        return logs
 
-    def _report(self, X, loss, seconds, p):
-        line = f"epoch {self.n_iter_:4d}/{p['epochs']}  loss {loss:.6g}  ({seconds * 1e3:.1f} ms)"
-        if p["sparse"]:
-            rhohat = self.transform(X).mean(axis=0)
-            line += f"  mean rho_hat {rhohat.mean():.4f} (target {p['sparsity_target']})"
-        print(line, flush=True)
+    def _validation_score(self, data):
+        return self.score(data[0])
 
-    def _finish(self, X):
-        self.mean_activation_ = self.transform(X).mean(axis=0)
+    def _finish(self, data):
+        self.mean_activation_ = self.transform(data[0]).mean(axis=0)
 
     # ------------------------------------------------------------- inference
     def transform(self, X):
@@ -257,6 +280,7 @@ class SparseAutoencoder(Autoencoder):
                  loss="squared_error", weight_decay=0.0, sparsity_target=0.05,
                  sparsity_weight=3.0, noise=None, noise_level=0.0, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
         set_params_from_init(self, locals())
@@ -274,6 +298,7 @@ class DenoisingAutoencoder(Autoencoder):
                  loss="squared_error", weight_decay=0.0, sparsity_target=None,
                  sparsity_weight=0.0, noise="gaussian", noise_level=0.3, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
         set_params_from_init(self, locals())

@@ -11,6 +11,7 @@ from sklearn.base import ClassifierMixin
 from . import _labels
 from . import _validation as v
 from ._base import NetworkEstimator, set_params_from_init
+from ._training import check_callbacks
 
 
 class Classifier(ClassifierMixin, NetworkEstimator):
@@ -40,12 +41,16 @@ class Classifier(ClassifierMixin, NetworkEstimator):
     batch_size : int >= 1, default=64
     epochs : int >= 1, default=50
     shuffle : bool, default=True
+    early_stopping, validation_fraction, n_iter_no_change, tol
+        As in :class:`fusedae.Autoencoder`; the held-out rows are a
+        stratified split and their score is the accuracy.
     n_threads : int >= 1 or None, default=None
     device : {"cpu"}, default="cpu"
     dtype : {"float32", "float64"}, default="float32"
     random_state : int, RandomState or None, default=None
         Seed of the engine's Philox stream (initial weights, shuffles).
     verbose : bool, default=False
+        Show a progress bar with the loss during ``fit``.
 
     Attributes
     ----------
@@ -60,6 +65,7 @@ class Classifier(ClassifierMixin, NetworkEstimator):
 
     def __init__(self, n_hidden=64, *, activation="relu", weight_decay=0.0, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
         set_params_from_init(self, locals())
@@ -76,7 +82,7 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         return sizes, acts, "categorical_cross_entropy", 0
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y):
+    def fit(self, X, y, *, callbacks=None):
         """Train on (X, y) from a fresh initialisation.
 
         Parameters
@@ -84,26 +90,44 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         X : array-like of shape (M, D)
         y : array-like of shape (M,)
             Class labels (any sortable type); at least two distinct ones.
+        callbacks : callable or list of callables, optional
+            Called after every epoch as ``callback(model, logs)``; True
+            stops the fit (see :meth:`fusedae.Autoencoder.fit`).
 
         Returns
         -------
         self
         """
         p = self._checked_params()
-        X = v.check_data(X, "X", p["dtype"])
-        classes, idx = _labels.fit_classes(y)
-        self._check_rows(X, idx)
-        if len(classes) < 2:
-            raise ValueError(f"y: expected at least 2 classes, got only {classes.tolist()}")
-        Y = _labels.one_hot(idx, len(classes), p["dtype"])
-        self._build(X.shape[1], len(classes), p)
-        self.classes_ = classes
+        data = self._training_data(X, y, p)
+        self._build(data[0].shape[1], len(self._new_classes), p)
+        self.classes_ = self._new_classes
+        del self._new_classes
         if p["optimizer"] == "lbfgs":
-            self._fit_lbfgs(X, Y, p)
+            check_callbacks(callbacks)
+            self._fit_lbfgs(*data, p)
+            return self
+        return self._train(data, p, callbacks)
+
+    def _training_data(self, X, y, p, resume=False):
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None)
+        if resume:
+            classes = self.classes_
+            idx = _labels.label_indices(y, classes)
         else:
-            for _ in range(p["epochs"]):
-                self._run_epoch(X, Y, p)
-        return self
+            classes, idx = _labels.fit_classes(y)
+            if len(classes) < 2:
+                raise ValueError(f"y: expected at least 2 classes, got only {classes.tolist()}")
+            self._new_classes = classes
+        self._check_rows(X, idx)
+        return X, _labels.one_hot(idx, len(classes), p["dtype"])
+
+    def _stratify_labels(self, data):
+        return np.argmax(data[1], axis=1)
+
+    def _validation_score(self, data):
+        X, Y = data
+        return float(np.mean(np.argmax(self.predict_proba(X), axis=1) == np.argmax(Y, axis=1)))
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), initialising the model on the first call.
@@ -131,7 +155,7 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         if first:
             self._build(X.shape[1], len(all_classes), p)
             self.classes_ = all_classes
-        self._run_epoch(X, _labels.one_hot(idx, len(all_classes), p["dtype"]), p)
+        self._one_epoch((X, _labels.one_hot(idx, len(all_classes), p["dtype"])), p)
         return self
 
     @staticmethod

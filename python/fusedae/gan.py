@@ -125,19 +125,19 @@ class GAN(NetworkEstimator, BaseEstimator):
         self.epochs_ = []
         self.n_iter_ = 0
         self._samples_drawn = 0
+        self._start_fit(model.seed)
 
-    def fit(self, X, y=None):
-        """Run the whole schedule on the real rows X from a fresh initialisation."""
+    def fit(self, X, y=None, *, callbacks=None):
+        """Run the whole schedule on the real rows X from a fresh initialisation.
+
+        ``callbacks``: called after every epoch as ``callback(model, logs)``
+        (logs: epoch, phase, d_loss, g_loss: the epoch's mean losses);
+        True stops the fit.
+        """
         p = self._checked_params()
         X = v.check_data(X, "X", p["dtype"])
         self._build_gan(X.shape[1], p)
-        for _ in range(p["d_pretrain_epochs"]):
-            self._gan_epoch(X, p, "d_pretrain", train_d=True, train_g=False)
-        for _ in range(p["g_pretrain_epochs"]):
-            self._gan_epoch(X, p, "g_pretrain", train_d=False, train_g=True)
-        for _ in range(p["epochs"]):
-            self._gan_epoch(X, p, "alternating", train_d=True, train_g=True)
-        return self
+        return self._train((X,), p, callbacks)
 
     def partial_fit(self, X, y=None):
         """One alternating epoch over X, initialising the model on the first call."""
@@ -148,6 +148,22 @@ class GAN(NetworkEstimator, BaseEstimator):
             self._build_gan(X.shape[1], p)
         self._gan_epoch(X, p, "alternating", train_d=True, train_g=True)
         return self
+
+    def _training_data(self, X, y, p, resume=True):
+        return (v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_),)
+
+    def _total_epochs(self, p):
+        return p["d_pretrain_epochs"] + p["g_pretrain_epochs"] + p["epochs"]
+
+    def _one_epoch(self, data, p):
+        """Epoch ``n_iter_`` of the schedule: D pre-training, G pre-training,
+        then alternating."""
+        i = self.n_iter_
+        if i < p["d_pretrain_epochs"]:
+            return self._gan_epoch(data[0], p, "d_pretrain", train_d=True, train_g=False)
+        if i < p["d_pretrain_epochs"] + p["g_pretrain_epochs"]:
+            return self._gan_epoch(data[0], p, "g_pretrain", train_d=False, train_g=True)
+        return self._gan_epoch(data[0], p, "alternating", train_d=True, train_g=True)
 
     def _gan_epoch(self, X, p, phase, *, train_d, train_g):
         with engine_threads(self.n_threads):
@@ -162,11 +178,12 @@ class GAN(NetworkEstimator, BaseEstimator):
                 "its parameters from before that step (lower the learning rates?)",
                 epoch=self.n_iter_, step=len(d) + len(g))
         self.n_iter_ += 1
-        if self.verbose:
-            dm = np.mean(d) if d else float("nan")
-            gm = np.mean(g) if g else float("nan")
-            print(f"epoch {self.n_iter_:4d} ({phase})  d_loss {dm:.4f}  g_loss {gm:.4f}",
-                  flush=True)
+        logs = {"phase": phase}
+        if d:
+            logs["d_loss"] = float(np.mean(d))
+        if g:
+            logs["g_loss"] = float(np.mean(g))
+        return logs
 
     # ------------------------------------------------------------- inference
     def _check_fitted(self):
@@ -266,9 +283,8 @@ class GAN(NetworkEstimator, BaseEstimator):
         saved = state.pop("_model_state", None)
         self.__dict__.update(state)
         if saved is not None:
-            keep = {k: state[k] for k in ("history_", "epochs_", "n_iter_", "_samples_drawn")}
             self._build_gan(saved["n_features"], self._params_used)
-            self.__dict__.update(keep)
+            self.__dict__.update(state)  # the saved counters and curves win
             for net, s in zip((self._model.generator, self._model.discriminator), saved["nets"]):
                 restore_network(net, s)
             self._model.seed, self._model.latent_steps, self._model.epochs = saved["counters"]

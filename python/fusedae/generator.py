@@ -11,6 +11,7 @@ import numpy as np
 from . import _labels
 from . import _validation as v
 from ._base import NetworkEstimator, set_params_from_init
+from ._training import check_callbacks
 
 
 class Generator(NetworkEstimator):
@@ -32,7 +33,8 @@ class Generator(NetworkEstimator):
     output_activation : same choices, default="identity"
         Activation of the output layer: ``"sigmoid"`` for signals in [0, 1].
     weight_decay, optimizer, learning_rate, momentum, batch_size, epochs,
-    shuffle, n_threads, device, dtype, random_state, verbose
+    shuffle, early_stopping, validation_fraction, n_iter_no_change, tol,
+    n_threads, device, dtype, random_state, verbose
         As in :class:`fusedae.Classifier`; learning_rate defaults to 1e-2.
 
     Attributes
@@ -46,8 +48,9 @@ class Generator(NetworkEstimator):
 
     def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="identity",
                  weight_decay=0.0, optimizer="adam", learning_rate=1e-2, momentum=0.9,
-                 batch_size=64, epochs=100, shuffle=True, n_threads=None, device="cpu",
-                 dtype="float32", random_state=None, verbose=False):
+                 batch_size=64, epochs=100, shuffle=True, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, n_threads=None,
+                 device="cpu", dtype="float32", random_state=None, verbose=False):
         set_params_from_init(self, locals())
 
     def _checked_params(self):
@@ -63,7 +66,7 @@ class Generator(NetworkEstimator):
         acts = [p["activation"]] * len(p["hidden"]) + [p["output_activation"]]
         return sizes, acts, "squared_error", 0
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, callbacks=None):
         """Learn to generate the rows of X from their labels y.
 
         Parameters
@@ -73,6 +76,9 @@ class Generator(NetworkEstimator):
         y : array-like of shape (M,) or (M, K)
             Class labels, or rows of probabilities over K classes (then
             ``classes_`` is ``arange(K)``).
+        callbacks : callable or list of callables, optional
+            Called after every epoch as ``callback(model, logs)``; True
+            stops the fit (see :meth:`fusedae.Autoencoder.fit`).
 
         Returns
         -------
@@ -87,11 +93,22 @@ class Generator(NetworkEstimator):
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         if p["optimizer"] == "lbfgs":
+            check_callbacks(callbacks)
             self._fit_lbfgs(Y, X, p)
-        else:
-            for _ in range(p["epochs"]):
-                self._run_epoch(Y, X, p)
-        return self
+            return self
+        return self._train((Y, X), p, callbacks)
+
+    def _training_data(self, X, y, p, resume=True):
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_)
+        Y = _labels.label_rows(y, self.classes_, p["dtype"])
+        if len(Y) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
+        return Y, X
+
+    def _validation_score(self, data):
+        Y, X = data
+        diff = self._forward(Y, "y", 0, len(self._net.sizes) - 1).astype(np.float64) - X
+        return -float(0.5 * np.sum(diff * diff) / len(X))
 
     @staticmethod
     def _fit_targets(y, dtype):

@@ -54,6 +54,9 @@ class VAE(TransformerMixin, NetworkEstimator):
     epochs : int >= 0, default=100
         0 initialises the networks without training (a baseline).
     shuffle : bool, default=True
+    early_stopping, validation_fraction, n_iter_no_change, tol
+        As in :class:`fusedae.Autoencoder`; the held-out score is
+        :meth:`score` (minus the negative ELBO).
     n_threads, device, dtype, random_state, verbose
         As in :class:`fusedae.Autoencoder`. The encoder is initialised from
         Philox(seed), the decoder from Philox(seed + 1); ε of step t from
@@ -73,8 +76,9 @@ class VAE(TransformerMixin, NetworkEstimator):
     def __init__(self, n_latent=8, n_hidden=(64,), *, activation="relu",
                  output_activation="sigmoid", loss="binary_cross_entropy", weight_decay=0.0,
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=100,
-                 shuffle=True, n_threads=None, device="cpu", dtype="float32", random_state=None,
-                 verbose=False):
+                 shuffle=True, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, n_threads=None, device="cpu", dtype="float32",
+                 random_state=None, verbose=False):
         set_params_from_init(self, locals())
 
     # ------------------------------------------------------------------ setup
@@ -106,6 +110,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         self.loss_curve_, self.recon_curve_, self.kl_curve_ = [], [], []
         self.n_iter_ = 0
         self._samples_drawn = 0
+        self._start_fit(model.seed)
 
     def _check_data(self, X, p, n_features=None, name="X"):
         X = v.check_data(X, name, p["dtype"], n_features=n_features)
@@ -114,14 +119,17 @@ class VAE(TransformerMixin, NetworkEstimator):
         return X
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y=None):
-        """Train on X (rows are samples) from a fresh initialisation."""
+    def fit(self, X, y=None, *, callbacks=None):
+        """Train on X (rows are samples) from a fresh initialisation.
+
+        ``callbacks``: called after every epoch as ``callback(model, logs)``
+        (logs: epoch, loss, recon, kl, and val_score with early stopping);
+        True stops the fit.
+        """
         p = self._checked_params()
         X = self._check_data(X, p)
         self._build_vae(X.shape[1], 0, p)
-        for _ in range(p["epochs"]):
-            self._vae_epoch(X, None, p)
-        return self
+        return self._train((X,), p, callbacks)
 
     def partial_fit(self, X, y=None):
         """One epoch over X, initialising the model on the first call."""
@@ -130,10 +138,14 @@ class VAE(TransformerMixin, NetworkEstimator):
         X = self._check_data(X, p, None if first else self.n_features_in_)
         if first:
             self._build_vae(X.shape[1], 0, p)
-        self._vae_epoch(X, None, p)
+        self._one_epoch((X,), p)
         return self
 
-    def _vae_epoch(self, X, Y, p):
+    def _training_data(self, X, y, p, resume=True):
+        return (self._check_data(X, p, self.n_features_in_),)
+
+    def _one_epoch(self, data, p):
+        X, Y = data[0], (data[1] if len(data) > 1 else None)
         with engine_threads(self.n_threads):
             (total, recon, kl, _), steps, diverged = self._model.fit_epoch(
                 X, Y, batch_size=p["batch_size"], shuffle=bool(self.shuffle))
@@ -146,9 +158,19 @@ class VAE(TransformerMixin, NetworkEstimator):
         self.recon_curve_.append(float(recon))
         self.kl_curve_.append(float(kl))
         self.n_iter_ += 1
-        if self.verbose:
-            print(f"epoch {self.n_iter_:4d}  loss {total:.6g}  recon {recon:.6g}  kl {kl:.6g}",
-                  flush=True)
+        return {"loss": float(total), "recon": float(recon), "kl": float(kl)}
+
+    def _validation_score(self, data):
+        X, Y = data[0], (data[1] if len(data) > 1 else None)
+        _, recon, kl, _ = self._losses(X, Y, self._eps(len(X)))
+        return -(recon + kl)
+
+    def _snapshot(self):
+        return self._model.encoder.params.copy(), self._model.decoder.params.copy()
+
+    def _restore_snapshot(self, snapshot):
+        self._model.encoder.params[:] = snapshot[0]
+        self._model.decoder.params[:] = snapshot[1]
 
     # ------------------------------------------------------------- inference
     def _check_fitted(self):
@@ -296,10 +318,8 @@ class VAE(TransformerMixin, NetworkEstimator):
         saved = state.pop("_model_state", None)
         self.__dict__.update(state)
         if saved is not None:
-            keep = {k: state[k] for k in ("loss_curve_", "recon_curve_", "kl_curve_", "n_iter_",
-                                          "_samples_drawn") if k in state}
             self._build_vae(saved["n_features"], self._n_conditions_of_state(), self._params_used)
-            self.__dict__.update(keep)
+            self.__dict__.update(state)  # the saved counters and curves win
             for net, s in zip((self._model.encoder, self._model.decoder), saved["nets"]):
                 restore_network(net, s)
             self._model.seed, self._model.latent_steps, self._model.epochs = saved["counters"]
@@ -321,8 +341,9 @@ class ConditionalVAE(VAE):
     classes_ : ndarray
     """
 
-    def fit(self, X, y):
-        """Train on (X, y) from a fresh initialisation."""
+    def fit(self, X, y, *, callbacks=None):
+        """Train on (X, y) from a fresh initialisation (``callbacks`` as in
+        :meth:`VAE.fit`)."""
         p = self._checked_params()
         X = self._check_data(X, p)
         Y, classes = _fit_label_rows(y, p["dtype"])
@@ -330,9 +351,17 @@ class ConditionalVAE(VAE):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         self._build_vae(X.shape[1], len(classes), p)
         self.classes_ = classes
-        for _ in range(p["epochs"]):
-            self._vae_epoch(X, Y, p)
-        return self
+        return self._train((X, Y), p, callbacks)
+
+    def _training_data(self, X, y, p, resume=True):
+        X = self._check_data(X, p, self.n_features_in_)
+        Y = _labels.label_rows(y, self.classes_, p["dtype"])
+        if len(Y) != len(X):
+            raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
+        return X, Y
+
+    def _stratify_labels(self, data):
+        return np.argmax(data[1], axis=1)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), initialising the model on the first call."""
@@ -346,7 +375,7 @@ class ConditionalVAE(VAE):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         if first:
             self._build_vae(X.shape[1], len(self.classes_), p)
-        self._vae_epoch(X, Y, p)
+        self._one_epoch((X, Y), p)
         return self
 
     def _condition_rows(self, y, rows):
