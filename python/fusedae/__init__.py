@@ -18,10 +18,12 @@ _LAZY = {
     "GAN": "fusedae.gan",
     "Generator": "fusedae.generator",
     "TrainingDivergedError": "fusedae._errors",
+    "load": "fusedae._persist",
+    "ModelFileError": "fusedae._persist",
 }
 
 # Submodules reachable as attributes (``fusedae.info.entropy``).
-_SUBMODULES = ("reference", "info", "categories", "metrics")
+_SUBMODULES = ("reference", "info", "categories", "metrics", "callbacks", "datasets", "plot")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 

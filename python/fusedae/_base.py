@@ -317,6 +317,26 @@ class NetworkEstimator(BaseEstimator):
         self._check_fitted()
         return self._split(self._net.params)[1]
 
+    # ------------------------------------------------------------ model files
+    def save(self, path):
+        """Write the model to ``path``: hyperparameters, parameters, optimizer
+        state and random-stream counters, as JSON and ``.npy`` arrays in one
+        ZIP file, no pickle (:mod:`fusedae._persist`).
+
+        The file is written under a temporary name in the same folder and
+        renamed into place: it appears complete or not at all, and a file
+        already at ``path`` stays intact if saving fails. ``fusedae.load``
+        reads it back; a fit saved part way (see
+        :class:`fusedae.callbacks.Checkpoint`) continues with
+        :meth:`resume_fit`.
+
+        Returns
+        -------
+        path : str
+        """
+        from ._persist import save
+        return save(self, path)
+
     # --------------------------------------------------------------- pickling
     def __getstate__(self):
         state = self.__dict__.copy()

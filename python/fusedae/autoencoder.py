@@ -179,7 +179,9 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         X = self._training_data(X, None, p)[0]
         self._build(X.shape[1], X.shape[1], p)
         if p["optimizer"] == "lbfgs":
-            check_callbacks(callbacks)
+            if check_callbacks(callbacks):
+                raise ValueError("callbacks: not available with optimizer='lbfgs' (scipy runs "
+                                 "its iterations; a checkpoint could not resume them)")
             self._fit_lbfgs(X, X, p)
             self._finish((X,))
             return self

@@ -104,7 +104,9 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         self.classes_ = self._new_classes
         del self._new_classes
         if p["optimizer"] == "lbfgs":
-            check_callbacks(callbacks)
+            if check_callbacks(callbacks):
+                raise ValueError("callbacks: not available with optimizer='lbfgs' (scipy runs "
+                                 "its iterations; a checkpoint could not resume them)")
             self._fit_lbfgs(*data, p)
             return self
         return self._train(data, p, callbacks)

@@ -93,7 +93,9 @@ class Generator(NetworkEstimator):
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         if p["optimizer"] == "lbfgs":
-            check_callbacks(callbacks)
+            if check_callbacks(callbacks):
+                raise ValueError("callbacks: not available with optimizer='lbfgs' (scipy runs "
+                                 "its iterations; a checkpoint could not resume them)")
             self._fit_lbfgs(Y, X, p)
             return self
         return self._train((Y, X), p, callbacks)
