@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _validation as v
 from ._errors import TrainingDivergedError
+from ._exclusive import guard_public_methods
 from ._native import engine
 from ._training import (Progress, check_callbacks, check_early_stopping, train,
                         validation_split)
@@ -87,13 +88,46 @@ def restore_network(net, state):
     net.noise_steps, net.epochs = state["noise_steps"], state["epochs"]
 
 
+def dtype_tag(estimator):
+    """The dtype an estimator computes in, for scikit-learn's tags: its
+    ``dtype`` hyperparameter, or float32 (the default) while that is not
+    valid (tags must not raise; ``fit`` reports the bad value)."""
+    try:
+        return v.check_dtype(estimator.dtype)
+    except (ValueError, AttributeError):
+        return "float32"
+
+
 class NetworkEstimator(BaseEstimator):
     """Base of the estimators: hyperparameters common to all of them.
 
     Subclasses define ``_layout(n_in, n_out, p) -> (sizes, activations,
     loss, sparsity_layer)`` and call :meth:`_build`, :meth:`_run_epoch` or
     :meth:`_fit_lbfgs` from their ``fit``.
+
+    Every public method a subclass defines runs under the model's own lock
+    (:mod:`fusedae._exclusive`): one model used from several threads is
+    served one call at a time.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        guard_public_methods(cls)
+
+    def __sklearn_tags__(self):
+        """What scikit-learn may assume (its Tags API): dense 2-D numeric
+        input without NaN or infinity, no sparse matrices, no strings; every
+        random draw (initialisation, shuffles, noise, latents) comes from the
+        Philox stream seeded by ``random_state``, so a fixed seed gives the
+        same model."""
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.input_tags.two_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = False
+        tags.input_tags.categorical = False
+        return tags
 
     # ------------------------------------------------------------------ setup
     def _common_params(self, min_epochs=1):
@@ -291,7 +325,7 @@ class NetworkEstimator(BaseEstimator):
     def _forward(self, X, name, start, stop):
         self._check_fitted()
         width = self._net.sizes[start]
-        X = v.check_data(X, name, self._net.dtype, n_features=width)
+        X = v.check_data(X, name, self._net.dtype, n_features=width, estimator=self)
         with engine_threads(self.n_threads):
             return self._net.forward(X, start, stop)
 
@@ -352,3 +386,6 @@ class NetworkEstimator(BaseEstimator):
             self._build(saved["sizes"][0], saved["sizes"][-1], self._params_used)
             self.__dict__.update(state)  # _build resets curves and counters; the saved win
             restore_network(self._net, saved)
+
+
+guard_public_methods(NetworkEstimator)

@@ -4,7 +4,10 @@ probability vectors over the classes.
 Shared by the discriminative network (labels are its targets) and the
 generative one (labels are its inputs).
 """
+import warnings
+
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import type_of_target
 
 from .info import PROBABILITY_SUM_TOL
@@ -17,16 +20,24 @@ def fit_classes(y, name="y"):
     classes : ndarray
     indices : ndarray of int64, shape (M,)
     """
-    y = _as_label_vector(y, name)
+    y = _as_label_vector(y, name, warn=True)
     classes, indices = np.unique(y, return_inverse=True)
     return classes, indices.astype(np.int64)
 
 
-def _as_label_vector(y, name):
+def _as_label_vector(y, name, warn=False):
+    """``warn``: a column of labels (M, 1) in fit gets scikit-learn's
+    DataConversionWarning, as its own estimators give; it is used as (M,)."""
     if y is None:
-        raise ValueError(f"{name}: expected an array of class labels, got None")
+        why = (" (this estimator requires y to be passed, but the target y is None)"
+               if name == "y" else "")
+        raise ValueError(f"{name}: expected an array of class labels, got None{why}")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
+        if warn:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                          f"Please change the shape of {name} to (n_samples, ), for "
+                          "example using ravel().", DataConversionWarning, stacklevel=5)
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of class labels, got shape {y.shape}")

@@ -80,20 +80,35 @@ def check_hidden(value, *, allow_empty=False, name="n_hidden"):
     return tuple(int(w) for w in widths)
 
 
-def check_data(X, name, dtype, *, n_features=None):
+def _is_complex(X):
+    dtype = getattr(X, "dtype", None)
+    if isinstance(dtype, np.dtype):
+        return dtype.kind == "c"
+    try:  # lists, and array-likes that only convert through __array__
+        return np.asarray(X).dtype.kind == "c"
+    except (TypeError, ValueError):
+        return False  # ragged or otherwise unconvertible: check_array says why
+
+
+def check_data(X, name, dtype, *, n_features=None, estimator=None):
     """A finite 2-D float array of the model's dtype, C-contiguous.
 
     Lists, other float/int dtypes, non-contiguous and read-only arrays are
     accepted and converted (a copy only when needed): the engine never writes
     to its inputs. Strings, complex numbers, NaN and infinity are refused.
+
+    Each message starts with ``name``; where scikit-learn's estimator checks
+    expect their own wording (complex data, a wrong number of features) it
+    follows in parentheses. ``estimator`` names the model in the latter.
     """
     if X is None:
         raise ValueError(f"{name}: expected a 2-D array of numbers, got None")
     kind = getattr(getattr(X, "dtype", None), "kind", None)
     if kind in ("U", "S", "V", "M", "m"):
         raise TypeError(f"{name}: expected numbers, got an array of dtype {X.dtype}")
-    if np.iscomplexobj(X):
-        raise ValueError(f"{name}: complex values are not supported")
+    if _is_complex(X):
+        raise ValueError(f"{name}: complex values are not supported (Complex data not "
+                         "supported)")
     try:
         X = check_array(X, dtype=dtype, order="C", ensure_all_finite=True,
                         input_name=name, ensure_min_samples=1, ensure_min_features=1)
@@ -103,5 +118,8 @@ def check_data(X, name, dtype, *, n_features=None):
         msg = str(err)
         raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name}: expected {n_features} features (columns), got {X.shape[1]}")
+        owner = type(estimator).__name__ if estimator is not None else "the model"
+        raise ValueError(f"{name}: expected {n_features} features (columns), got {X.shape[1]} "
+                         f"({name} has {X.shape[1]} features, but {owner} is expecting "
+                         f"{n_features} features as input)")
     return X

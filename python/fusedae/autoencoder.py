@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import TransformerMixin
 
 from . import _validation as v
-from ._base import NetworkEstimator, set_params_from_init
+from ._base import NetworkEstimator, dtype_tag, set_params_from_init
 from ._training import check_callbacks
 
 
@@ -31,7 +31,7 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     sigmoid output and data in [0, 1]), ρ̂_n the batch mean of code unit n
     (eq. 23) and KL the Bernoulli divergence. ρ̂ is clamped to [ε, 1−ε]
     (ε = 2⁻²⁰ in float32, 2⁻⁴⁰ in float64) inside the sparsity term so that
-    saturated units cannot make it infinite (docs/sparsity.md).
+    saturated units cannot make it infinite (docs/math.md).
 
     Parameters
     ----------
@@ -110,6 +110,13 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
         set_params_from_init(self, locals())
+
+    def __sklearn_tags__(self):
+        # A transformer (X -> code); the code, the reconstruction and the
+        # decoded rows come out in the model's dtype whatever the input's.
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [dtype_tag(self)]
+        return tags
 
     # ------------------------------------------------------------------ setup
     def _checked_params(self):
@@ -205,7 +212,8 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         return self
 
     def _training_data(self, X, y, p, resume=False):
-        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None)
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None,
+                         estimator=self)
         if p["loss"] == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
             raise ValueError("X: loss='binary_cross_entropy' needs values in [0, 1]")
         return (X,)
@@ -242,7 +250,7 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     def reconstruction_error(self, X):
         """Mean over rows of the data loss (squared error or BCE) of X's reconstruction."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
         Xh = self.predict(X).astype(np.float64)
         X64 = X.astype(np.float64)
         if self._params_used["loss"] == "squared_error":
@@ -267,7 +275,7 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         intercept_grads : list of ndarray, shapes of ``intercepts_``
         """
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
         return self._loss_and_gradient(X, X)
 
 

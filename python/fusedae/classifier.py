@@ -43,7 +43,9 @@ class Classifier(ClassifierMixin, NetworkEstimator):
     shuffle : bool, default=True
     early_stopping, validation_fraction, n_iter_no_change, tol
         As in :class:`fusedae.Autoencoder`; the held-out rows are a
-        stratified split and their score is the accuracy.
+        stratified split and their score is minus their mean log loss
+        (accuracy on a small split moves in steps too coarse to judge
+        progress by).
     n_threads : int >= 1 or None, default=None
     device : {"cpu"}, default="cpu"
     dtype : {"float32", "float64"}, default="float32"
@@ -69,6 +71,16 @@ class Classifier(ClassifierMixin, NetworkEstimator):
                  n_threads=None, device="cpu", dtype="float32", random_state=None,
                  verbose=False):
         set_params_from_init(self, locals())
+
+    def __sklearn_tags__(self):
+        # ClassifierMixin: a classifier that requires y; any number of classes
+        # (softmax output), one label per row (no multi-label, no multi-output).
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = False
+        tags.target_tags.multi_output = False
+        tags.target_tags.single_output = True
+        return tags
 
     def _checked_params(self):
         p = self._common_params()
@@ -112,14 +124,16 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         return self._train(data, p, callbacks)
 
     def _training_data(self, X, y, p, resume=False):
-        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None)
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None,
+                         estimator=self)
         if resume:
             classes = self.classes_
             idx = _labels.label_indices(y, classes)
         else:
             classes, idx = _labels.fit_classes(y)
             if len(classes) < 2:
-                raise ValueError(f"y: expected at least 2 classes, got only {classes.tolist()}")
+                raise ValueError(f"y: expected at least 2 classes, got only {classes.tolist()} "
+                                 "(1 class)")
             self._new_classes = classes
         self._check_rows(X, idx)
         return X, _labels.one_hot(idx, len(classes), p["dtype"])
@@ -128,8 +142,13 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         return np.argmax(data[1], axis=1)
 
     def _validation_score(self, data):
+        # Minus the held-out log loss, not the accuracy: on a few hundred rows
+        # accuracy moves in coarse steps and stops improving long before the
+        # model does, so patience would run out early.
         X, Y = data
-        return float(np.mean(np.argmax(self.predict_proba(X), axis=1) == np.argmax(Y, axis=1)))
+        P = self.predict_proba(X).astype(np.float64)
+        picked = np.clip(np.sum(P * Y, axis=1), np.finfo(np.float64).tiny, None)
+        return float(np.mean(np.log(picked)))
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), initialising the model on the first call.
@@ -144,7 +163,8 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         p = self._checked_params() if first else self._params_used
         if p["optimizer"] == "lbfgs":
             raise ValueError("optimizer: partial_fit needs a stochastic optimizer, not 'lbfgs'")
-        X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_)
+        X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_,
+                         estimator=self)
         if first:
             all_classes = _labels.fit_classes(y if classes is None else classes, "classes")[0]
             if len(all_classes) < 2:
@@ -192,7 +212,7 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         coef_grads, intercept_grads : list of ndarray
         """
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
         idx = _labels.label_indices(y, self.classes_)
         self._check_rows(X, idx)
         Y = _labels.one_hot(idx, len(self.classes_), self._net.dtype)

@@ -143,14 +143,15 @@ class GAN(NetworkEstimator, BaseEstimator):
         """One alternating epoch over X, initialising the model on the first call."""
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
-        X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_)
+        X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_,
+                         estimator=self)
         if first:
             self._build_gan(X.shape[1], p)
         self._gan_epoch(X, p, "alternating", train_d=True, train_g=True)
         return self
 
     def _training_data(self, X, y, p, resume=True):
-        return (v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_),)
+        return (v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_, estimator=self),)
 
     def _total_epochs(self, p):
         return p["d_pretrain_epochs"] + p["g_pretrain_epochs"] + p["epochs"]
@@ -208,7 +209,8 @@ class GAN(NetworkEstimator, BaseEstimator):
         """G(z) for each row of Z."""
         self._check_fitted()
         net = self._model.generator
-        Z = v.check_data(Z, "Z", net.dtype, n_features=self._params_used["n_latent"])
+        Z = v.check_data(Z, "Z", net.dtype, n_features=self._params_used["n_latent"],
+                         estimator=self)
         with engine_threads(self.n_threads):
             return net.forward(Z, 0, -1)
 
@@ -221,7 +223,7 @@ class GAN(NetworkEstimator, BaseEstimator):
         """D(x): the discriminator's probability that each row is real."""
         self._check_fitted()
         net = self._model.discriminator
-        X = v.check_data(X, "X", net.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", net.dtype, n_features=self.n_features_in_, estimator=self)
         with engine_threads(self.n_threads):
             return net.forward(X, 0, -1)[:, 0]
 
@@ -230,7 +232,8 @@ class GAN(NetworkEstimator, BaseEstimator):
         (G's (weights, biases), with λW); D is not changed."""
         self._check_fitted()
         net = self._model.generator
-        Z = v.check_data(Z, "Z", net.dtype, n_features=self._params_used["n_latent"])
+        Z = v.check_data(Z, "Z", net.dtype, n_features=self._params_used["n_latent"],
+                         estimator=self)
         with engine_threads(self.n_threads):
             loss = self._model.generator_loss_and_gradient(Z)
         return float(loss), split_params(net, net.grads.copy())
@@ -239,8 +242,10 @@ class GAN(NetworkEstimator, BaseEstimator):
         """D's loss on [real; fake] with targets [1; 0], and its gradient."""
         self._check_fitted()
         net = self._model.discriminator
-        R = v.check_data(X_real, "X_real", net.dtype, n_features=self.n_features_in_)
-        F = v.check_data(X_fake, "X_fake", net.dtype, n_features=self.n_features_in_)
+        R = v.check_data(X_real, "X_real", net.dtype, n_features=self.n_features_in_,
+                         estimator=self)
+        F = v.check_data(X_fake, "X_fake", net.dtype, n_features=self.n_features_in_,
+                         estimator=self)
         S = np.ascontiguousarray(np.vstack([R, F]))
         T = np.concatenate([np.ones(len(R)), np.zeros(len(F))]).astype(net.dtype)[:, None]
         with engine_threads(self.n_threads):

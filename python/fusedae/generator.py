@@ -53,6 +53,14 @@ class Generator(NetworkEstimator):
                  device="cpu", dtype="float32", random_state=None, verbose=False):
         set_params_from_init(self, locals())
 
+    def __sklearn_tags__(self):
+        # fit(X, y) needs the labels y: they are the network's input (X its
+        # target), so the estimator is none of classifier, regressor or
+        # transformer (and not a label transformer: fit takes X as well).
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
     def _checked_params(self):
         p = self._common_params()
         p["hidden"] = v.check_hidden(self.n_hidden, allow_empty=True)
@@ -101,7 +109,7 @@ class Generator(NetworkEstimator):
         return self._train((Y, X), p, callbacks)
 
     def _training_data(self, X, y, p, resume=True):
-        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_)
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_, estimator=self)
         Y = _labels.label_rows(y, self.classes_, p["dtype"])
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
@@ -140,7 +148,7 @@ class Generator(NetworkEstimator):
     def score(self, X, y):
         """Negative mean over rows of ½‖generate(y) − x‖² (higher is better)."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
         G = self.generate(y)
         if len(G) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(G)}")
@@ -151,7 +159,7 @@ class Generator(NetworkEstimator):
         """Full-batch loss (with the decay term) and its gradient at the
         current parameters."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
         Y = _labels.label_rows(y, self.classes_, self._net.dtype)
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")

@@ -20,8 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _labels
 from . import _validation as v
-from ._base import (NetworkEstimator, engine_threads, network_state, restore_network,
-                    set_params_from_init, split_params)
+from ._base import (NetworkEstimator, dtype_tag, engine_threads, network_state,
+                    restore_network, set_params_from_init, split_params)
 from ._errors import TrainingDivergedError
 from ._native import engine
 
@@ -81,6 +81,12 @@ class VAE(TransformerMixin, NetworkEstimator):
                  random_state=None, verbose=False):
         set_params_from_init(self, locals())
 
+    def __sklearn_tags__(self):
+        # A transformer (X -> mean latent code), in the model's dtype.
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [dtype_tag(self)]
+        return tags
+
     # ------------------------------------------------------------------ setup
     def _checked_params(self):
         p = self._common_params(min_epochs=0)
@@ -113,7 +119,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         self._start_fit(model.seed)
 
     def _check_data(self, X, p, n_features=None, name="X"):
-        X = v.check_data(X, name, p["dtype"], n_features=n_features)
+        X = v.check_data(X, name, p["dtype"], n_features=n_features, estimator=self)
         if p["loss"] == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
             raise ValueError(f"{name}: loss='binary_cross_entropy' needs values in [0, 1]")
         return X
@@ -184,7 +190,8 @@ class VAE(TransformerMixin, NetworkEstimator):
     def encode(self, X, y=None):
         """Mean μ and log-variance log σ² of the latent code of each row."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._model.encoder.dtype, n_features=self.n_features_in_)
+        X = v.check_data(X, "X", self._model.encoder.dtype, n_features=self.n_features_in_,
+                         estimator=self)
         E = self._run(self._model.encoder, self._encoder_input(X, y))
         Z = self._params_used["n_latent"]
         return E[:, :Z], E[:, Z:]
@@ -204,7 +211,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         """Decode latent codes Z (rows) into signals."""
         self._check_fitted()
         Z = v.check_data(Z, "Z", self._model.decoder.dtype,
-                         n_features=self._params_used["n_latent"])
+                         n_features=self._params_used["n_latent"], estimator=self)
         return self._run(self._model.decoder, self._decoder_input(Z, y))
 
     def _latent(self, n, random_state):
@@ -235,7 +242,8 @@ class VAE(TransformerMixin, NetworkEstimator):
         self._check_fitted()
         steps = v.check_int("steps", steps, low=2)
         pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
-                            self._model.encoder.dtype, n_features=self.n_features_in_)
+                            self._model.encoder.dtype, n_features=self.n_features_in_,
+                            estimator=self)
         mu = self.transform(pair)
         t = np.linspace(0.0, 1.0, steps)[:, None]
         return self.generate((1 - t) * mu[0] + t * mu[1])
@@ -275,7 +283,8 @@ class VAE(TransformerMixin, NetworkEstimator):
         self._check_fitted()
         dt = self._model.encoder.dtype
         X = self._check_data(X, self._params_used, self.n_features_in_)
-        eps = v.check_data(eps, "eps", dt, n_features=self._params_used["n_latent"])
+        eps = v.check_data(eps, "eps", dt, n_features=self._params_used["n_latent"],
+                           estimator=self)
         if len(eps) != len(X):
             raise ValueError(f"eps: expected {len(X)} rows (one per row of X), got {len(eps)}")
         total, _, _, _ = self._losses(X, self._condition_rows(y, len(X)), eps)
@@ -341,6 +350,12 @@ class ConditionalVAE(VAE):
     classes_ : ndarray
     """
 
+    def __sklearn_tags__(self):
+        # fit needs the labels: the condition enters encoder and decoder.
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
     def fit(self, X, y, *, callbacks=None):
         """Train on (X, y) from a fresh initialisation (``callbacks`` as in
         :meth:`VAE.fit`)."""
@@ -352,6 +367,11 @@ class ConditionalVAE(VAE):
         self._build_vae(X.shape[1], len(classes), p)
         self.classes_ = classes
         return self._train((X, Y), p, callbacks)
+
+    def fit_transform(self, X, y, *, callbacks=None):
+        """Fit on (X, y), then return the mean latent code μ of each row given
+        its label (``transform(X, y)``; a Pipeline's fit passes y on)."""
+        return self.fit(X, y, callbacks=callbacks).transform(X, y)
 
     def _training_data(self, X, y, p, resume=True):
         X = self._check_data(X, p, self.n_features_in_)
@@ -381,8 +401,9 @@ class ConditionalVAE(VAE):
     def _condition_rows(self, y, rows):
         if y is None:
             raise ValueError("y: a conditional VAE needs the labels of the rows")
-        if np.ndim(y) == 0:
-            y = [y]  # one label for every row
+        y = np.asarray(y)  # also array-likes that convert only through __array__
+        if y.ndim == 0:
+            y = y.reshape(1)  # one label for every row
         Y = _labels.label_rows(y, self.classes_, self._model.encoder.dtype)
         if len(Y) == 1 and rows > 1:
             Y = np.repeat(Y, rows, axis=0)
@@ -413,7 +434,8 @@ class ConditionalVAE(VAE):
         Ya = self._condition_rows(y_a if np.ndim(y_a) == 0 else np.atleast_2d(y_a), 1)
         Yb = self._condition_rows(y_b if np.ndim(y_b) == 0 else np.atleast_2d(y_b), 1)
         pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
-                            self._model.encoder.dtype, n_features=self.n_features_in_)
+                            self._model.encoder.dtype, n_features=self.n_features_in_,
+                            estimator=self)
         mu = self.transform(pair, np.vstack([Ya, Yb]))
         t = np.linspace(0.0, 1.0, steps)[:, None]
         return self.generate((1 - t) * mu[0] + t * mu[1], (1 - t) * Ya + t * Yb)
