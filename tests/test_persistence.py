@@ -329,3 +329,45 @@ def test_other_files_are_refused(tmp_path):
         fusedae.load(tmp_path / "missing")
     with pytest.raises(TypeError, match="path: expected a str or os.PathLike"):
         fusedae.load(3.5)
+
+
+KILL_WRITER = """
+import sys, numpy as np, fusedae
+path = sys.argv[1]
+X = np.random.default_rng(0).random((8, 784))
+models = [fusedae.Autoencoder(1500, epochs=1, random_state=s).fit(X) for s in (0, 1)]
+models[0].save(path)
+print("first save done", flush=True)
+i = 1
+while True:          # overwrite the file with the other model, again and again
+    models[i % 2].save(path)
+    i += 1
+"""
+
+
+def test_killing_the_writer_mid_save_leaves_a_whole_file(tmp_path):
+    """SIGKILL at random moments while a large model (~36 MB on disk) is being
+    saved over the previous one: the file at the path is always one of the
+    two models, whole; at worst a hidden temporary file is left beside it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "model.fae"
+    rng = np.random.default_rng(0)
+    X = np.random.default_rng(0).random((8, 784))
+    expected = [fusedae.Autoencoder(1500, epochs=1, random_state=s).fit(X).predict(X[:2])
+                for s in (0, 1)]
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(path)],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "first save done"
+        time.sleep(float(rng.uniform(0.05, 0.6)))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+        out = fusedae.load(path).predict(X[:2])
+        assert any(np.array_equal(out, e) for e in expected)
+        for leftover in tmp_path.glob(".fusedae-*.tmp"):
+            leftover.unlink()

@@ -150,3 +150,50 @@ def test_verbose_shows_a_progress_bar_and_quiet_shows_nothing(digits, capsys):
     assert "recon=" in err and "kl=" in err
     fusedae.GAN(3, (8,), (8,), epochs=2, random_state=0, verbose=True).fit(X)
     assert "d_loss=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fusedae.Autoencoder(8, activation="identity", output_activation="identity",
+                                optimizer="sgd", learning_rate=1e6, epochs=20, random_state=0),
+    lambda: fusedae.VAE(2, (8,), loss="squared_error", output_activation="identity",
+                        optimizer="sgd", learning_rate=1e6, epochs=20, random_state=0),
+    lambda: fusedae.GAN(2, (8,), (8,), g_output_activation="identity", optimizer="sgd",
+                        g_learning_rate=1e12, d_learning_rate=1e12, epochs=20, random_state=0),
+])
+def test_divergence_is_named_and_the_model_keeps_its_last_finite_state(digits, make):
+    X = digits[0] * 1e3
+    model = make()
+    with pytest.raises(fusedae.TrainingDivergedError) as info:
+        model.fit(X)
+    err = info.value
+    assert "non-finite" in str(err) or "became" in str(err)
+    assert err.epoch == model.n_iter_  # the diverging epoch was not counted
+    nets = ([model._net] if hasattr(model, "_net") else
+            [model._model.encoder, model._model.decoder] if hasattr(model._model, "encoder")
+            else [model._model.generator, model._model.discriminator])
+    for net in nets:
+        assert np.all(np.isfinite(net.params))
+        assert np.all(np.isfinite(net.optimizer_state(0)))
+        assert np.all(np.isfinite(net.optimizer_state(1)))
+
+
+def test_a_step_that_diverges_is_not_applied():
+    """One step per epoch: the first step blows the weights up (finite but
+    huge), the second step's loss is infinite and that step is not applied,
+    so the parameters are exactly those after one epoch."""
+    X = np.full((16, 4), 1e3)
+
+    def make(epochs):
+        return fusedae.Autoencoder(3, activation="identity", output_activation="identity",
+                                   optimizer="sgd", learning_rate=1e30, batch_size=16,
+                                   epochs=epochs, random_state=7)
+
+    one = make(1).fit(X)
+    assert np.all(np.isfinite(one._net.params))
+    model = make(3)
+    with pytest.raises(fusedae.TrainingDivergedError) as info:
+        model.fit(X)
+    assert (info.value.epoch, info.value.step) == (1, 0)
+    np.testing.assert_array_equal(model._net.params, one._net.params)
+    np.testing.assert_array_equal(model._net.optimizer_state(0), one._net.optimizer_state(0))
+    assert model.loss_curve_ == one.loss_curve_
