@@ -5,6 +5,17 @@ The estimators import the compiled engine lazily, so ``fusedae.reference``
 can be imported on their own.
 """
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from . import callbacks, categories, datasets, info, metrics, plot, reference
+    from ._errors import TrainingDivergedError
+    from ._persist import ModelFileError, load
+    from .autoencoder import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
+    from .classifier import Classifier
+    from .gan import GAN
+    from .generator import Generator
+    from .vae import VAE, ConditionalVAE
 
 __version__ = "0.1.0"
 

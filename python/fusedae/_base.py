@@ -5,9 +5,14 @@ A subclass says which network it wants (:meth:`NetworkEstimator._layout`)
 and how its data map to the network's inputs and targets; everything else
 is here.
 """
+from __future__ import annotations
+
 import contextlib
+import os
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -16,8 +21,11 @@ from . import _validation as v
 from ._errors import TrainingDivergedError
 from ._exclusive import guard_public_methods
 from ._native import engine
-from ._training import (Progress, check_callbacks, check_early_stopping, train,
+from ._training import (Callbacks, Progress, check_callbacks, check_early_stopping, train,
                         validation_split)
+
+#: The estimator a method is called on (``fit`` and friends return it).
+_Self = TypeVar("_Self", bound="NetworkEstimator")
 
 
 def set_params_from_init(estimator, values):
@@ -220,7 +228,8 @@ class NetworkEstimator(BaseEstimator):
                 "is, and resume_fit(X) continues the fit where it stopped")
         return self
 
-    def resume_fit(self, X, y=None, *, callbacks=None):
+    def resume_fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None, *,
+                   callbacks: Callbacks | None = None) -> _Self:
         """Run the epochs this model's fit has left, on the same data.
 
         For a model saved by a checkpoint (or stopped by Ctrl-C) part way
@@ -340,19 +349,19 @@ class NetworkEstimator(BaseEstimator):
         return split_params(self._net, flat)
 
     @property
-    def coefs_(self):
+    def coefs_(self) -> list[np.ndarray]:
         """Weight matrices (views: writing to them changes the model)."""
         self._check_fitted()
         return self._split(self._net.params)[0]
 
     @property
-    def intercepts_(self):
+    def intercepts_(self) -> list[np.ndarray]:
         """Bias vectors (views: writing to them changes the model)."""
         self._check_fitted()
         return self._split(self._net.params)[1]
 
     # ------------------------------------------------------------ model files
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write the model to ``path``: hyperparameters, parameters, optimizer
         state and random-stream counters, as JSON and ``.npy`` arrays in one
         ZIP file, no pickle (:mod:`fusedae._persist`).

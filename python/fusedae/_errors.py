@@ -1,4 +1,5 @@
 """Exceptions fusedae raises beyond ValueError/TypeError."""
+from __future__ import annotations
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -15,7 +16,7 @@ class TrainingDivergedError(FloatingPointError):
         Steps applied in that epoch before the diverging one.
     """
 
-    def __init__(self, message, *, epoch, step):
+    def __init__(self, message: str, *, epoch: int, step: int):
         super().__init__(message)
         self.epoch = epoch
         self.step = step

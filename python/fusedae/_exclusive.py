@@ -10,11 +10,13 @@ models do not share a lock and train in parallel. Python releases the GIL
 while a thread waits for the lock, and the engine releases it while it
 computes.
 """
+from __future__ import annotations
+
 import functools
 import threading
 import weakref
 
-_locks = weakref.WeakKeyDictionary()
+_locks: weakref.WeakKeyDictionary[object, threading.RLock] = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
 
 # Public methods that do not touch a model's networks.

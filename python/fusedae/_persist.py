@@ -23,15 +23,22 @@ every network's arrays against the shapes the hyperparameters imply. A
 file that fails any check raises :class:`ModelFileError` (a ValueError)
 naming the file and what is wrong.
 """
+from __future__ import annotations
+
 import hashlib
 import io
 import json
 import math
+import os
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._files import write_atomically
+
+if TYPE_CHECKING:
+    from ._base import NetworkEstimator
 
 FORMAT = "fusedae-model"
 FORMAT_VERSION = 1
@@ -197,7 +204,7 @@ def _version():
 
 
 # ----------------------------------------------------------------- loading
-def load(path):
+def load(path: str | os.PathLike[str]) -> NetworkEstimator:
     """Read a model written by ``save``; see the module docstring for the checks."""
     path = _check_path(path)
     try:

@@ -8,18 +8,27 @@ own state on the estimator (``n_iter_``, ``validation_scores_``, the best
 parameters so far), so a model saved between two epochs and loaded again
 continues exactly where it stopped (:meth:`resume_fit`).
 """
+from __future__ import annotations
+
 import contextlib
 import signal
 import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from . import _validation as v
 
+#: A callback: ``callback(model, logs)`` after every epoch; True stops the fit.
+Callback = Callable[[Any, dict[str, Any]], object]
+#: What ``fit(..., callbacks=...)`` takes: one callback or several.
+Callbacks = Callback | Iterable[Callback]
+
 
 # --------------------------------------------------------------- Ctrl-C
 @contextlib.contextmanager
-def deferred_interrupt():
+def deferred_interrupt() -> Iterator[dict[str, bool]]:
     """Turn the first SIGINT (Ctrl-C) into a flag read between epochs.
 
     The engine runs an epoch in C++ with the GIL released; a
@@ -93,7 +102,8 @@ def check_early_stopping(est):
     }
 
 
-def validation_split(n_rows, fraction, seed, labels=None):
+def validation_split(n_rows: int, fraction: float, seed: int,
+                     labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, held-out) of a fixed split: the same seed, the same split.
 
     Stratified when ``labels`` (class indices) are given and every class
@@ -117,7 +127,7 @@ def validation_split(n_rows, fraction, seed, labels=None):
 
 
 # ----------------------------------------------------------- callbacks
-def check_callbacks(callbacks):
+def check_callbacks(callbacks: Any) -> list[Callback]:
     if callbacks is None:
         return []
     if callable(callbacks):

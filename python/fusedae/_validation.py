@@ -90,7 +90,7 @@ def _is_complex(X):
         return False  # ragged or otherwise unconvertible: check_array says why
 
 
-def check_data(X, name, dtype, *, n_features=None, estimator=None):
+def check_data(X, name, dtype, *, n_features=None, estimator=None) -> np.ndarray:
     """A finite 2-D float array of the model's dtype, C-contiguous.
 
     Lists, other float/int dtypes, non-contiguous and read-only arrays are

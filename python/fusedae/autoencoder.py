@@ -5,12 +5,21 @@ denoising variants are presets with the matching defaults. Training runs in
 the compiled engine: one C++ call per epoch (shuffle, minibatches, noise and
 steps), with the GIL released.
 """
+from __future__ import annotations
+
+# The methods rebind their array-like arguments to the validated arrays
+# (X = v.check_data(X, ...)); let the name take the checked array's type.
+# mypy: allow-redefinition
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from sklearn.base import TransformerMixin
 
 from . import _validation as v
-from ._base import NetworkEstimator, dtype_tag, set_params_from_init
-from ._training import check_callbacks
+from ._base import _Self, NetworkEstimator, dtype_tag, set_params_from_init
+from ._training import Callbacks, check_callbacks
 
 
 class Autoencoder(TransformerMixin, NetworkEstimator):
@@ -102,13 +111,17 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     best_validation_score_ : float or None
     """
 
-    def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="sigmoid",
-                 loss="squared_error", weight_decay=0.0, sparsity_target=None,
-                 sparsity_weight=0.0, noise=None, noise_level=0.0, optimizer="adam",
-                 learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 n_threads=None, device="cpu", dtype="float32", random_state=None,
-                 verbose=False):
+    def __init__(self, n_hidden: int | Sequence[int] = 64, *, activation: str = "sigmoid",
+                 output_activation: str = "sigmoid", loss: str = "squared_error",
+                 weight_decay: float = 0.0, sparsity_target: float | None = None,
+                 sparsity_weight: float = 0.0, noise: str | None = None, noise_level: float = 0.0,
+                 optimizer: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
+                 batch_size: int = 64, epochs: int = 50, shuffle: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, tol: float = 1e-4, n_threads: int | None = None,
+                 device: str = "cpu", dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())
 
     def __sklearn_tags__(self):
@@ -165,7 +178,8 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         return len(self._params_used["hidden"])
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y=None, *, callbacks=None):
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None, *,
+            callbacks: Callbacks | None = None) -> _Self:
         """Train on X (rows are samples) from a fresh initialisation.
 
         Parameters
@@ -194,7 +208,7 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
             return self
         return self._train((X,), p, callbacks)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None) -> _Self:
         """One epoch over X, initialising the model on the first call.
 
         Hyperparameters are read on the first call only (later calls keep
@@ -232,22 +246,22 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         self.mean_activation_ = self.transform(data[0]).mean(axis=0)
 
     # ------------------------------------------------------------- inference
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """The code (hidden representation) of each row of X."""
         self._check_fitted()
         return self._forward(X, "X", 0, self._code_layer)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Decode codes back to the input space (the generative half)."""
         self._check_fitted()
         return self._forward(X, "X", self._code_layer, len(self._net.sizes) - 1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The reconstruction X̂ of each row of X."""
         self._check_fitted()
         return self._forward(X, "X", 0, len(self._net.sizes) - 1)
 
-    def reconstruction_error(self, X):
+    def reconstruction_error(self, X: ArrayLike) -> float:
         """Mean over rows of the data loss (squared error or BCE) of X's reconstruction."""
         self._check_fitted()
         X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
@@ -259,11 +273,11 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         Xh = np.clip(Xh, eps, 1 - np.finfo(self._net.dtype).epsneg)
         return float(-np.sum(X64 * np.log(Xh) + (1 - X64) * np.log1p(-Xh)) / X.shape[0])
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: ArrayLike | None = None) -> float:
         """Negative mean reconstruction loss of X (higher is better)."""
         return -self.reconstruction_error(X)
 
-    def loss_and_gradient(self, X):
+    def loss_and_gradient(self, X: ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Full-batch loss (with the decay and sparsity terms) and its gradient.
 
         Evaluated at the current parameters, on X as given (no noise).
@@ -286,13 +300,17 @@ class SparseAutoencoder(Autoencoder):
     the batch, so each sample lights up few of them.
     """
 
-    def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="sigmoid",
-                 loss="squared_error", weight_decay=0.0, sparsity_target=0.05,
-                 sparsity_weight=3.0, noise=None, noise_level=0.0, optimizer="adam",
-                 learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 n_threads=None, device="cpu", dtype="float32", random_state=None,
-                 verbose=False):
+    def __init__(self, n_hidden: int | Sequence[int] = 64, *, activation: str = "sigmoid",
+                 output_activation: str = "sigmoid", loss: str = "squared_error",
+                 weight_decay: float = 0.0, sparsity_target: float | None = 0.05,
+                 sparsity_weight: float = 3.0, noise: str | None = None, noise_level: float = 0.0,
+                 optimizer: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
+                 batch_size: int = 64, epochs: int = 50, shuffle: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, tol: float = 1e-4, n_threads: int | None = None,
+                 device: str = "cpu", dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())
 
 
@@ -304,11 +322,15 @@ class DenoisingAutoencoder(Autoencoder):
     noisy signal (the chapter's Fig. 3).
     """
 
-    def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="sigmoid",
-                 loss="squared_error", weight_decay=0.0, sparsity_target=None,
-                 sparsity_weight=0.0, noise="gaussian", noise_level=0.3, optimizer="adam",
-                 learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 n_threads=None, device="cpu", dtype="float32", random_state=None,
-                 verbose=False):
+    def __init__(self, n_hidden: int | Sequence[int] = 64, *, activation: str = "sigmoid",
+                 output_activation: str = "sigmoid", loss: str = "squared_error",
+                 weight_decay: float = 0.0, sparsity_target: float | None = None,
+                 sparsity_weight: float = 0.0, noise: str | None = "gaussian",
+                 noise_level: float = 0.3, optimizer: str = "adam", learning_rate: float = 1e-3,
+                 momentum: float = 0.9, batch_size: int = 64, epochs: int = 50,
+                 shuffle: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, n_iter_no_change: int = 10, tol: float = 1e-4,
+                 n_threads: int | None = None, device: str = "cpu", dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())

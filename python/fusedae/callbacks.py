@@ -5,7 +5,14 @@ epoch of a fit; ``logs`` holds the epoch number (1-based, epochs done so
 far) and that epoch's losses, and ``val_score`` with early stopping.
 Returning True stops the fit after that epoch.
 """
+from __future__ import annotations
+
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._base import NetworkEstimator
 
 
 class Checkpoint:
@@ -24,7 +31,7 @@ class Checkpoint:
     every : int >= 1, default=1
     """
 
-    def __init__(self, path, every=1):
+    def __init__(self, path: str | os.PathLike[str], every: int = 1):
         from ._validation import check_int
         try:
             self.path = os.fspath(path)
@@ -32,9 +39,9 @@ class Checkpoint:
             raise TypeError(f"path: expected a str or os.PathLike, got "
                             f"{type(path).__name__}") from None
         self.every = check_int("every", every)
-        self.saved = []
+        self.saved: list[str] = []
 
-    def __call__(self, model, logs):
+    def __call__(self, model: NetworkEstimator, logs: Mapping[str, Any]) -> None:
         epoch = logs["epoch"]
         last = epoch >= model._total_epochs(model._params_used)
         if epoch % self.every == 0 or last:
@@ -43,5 +50,5 @@ class Checkpoint:
             self.saved.append(path)
         return None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Checkpoint({self.path!r}, every={self.every})"

@@ -14,9 +14,14 @@ This module turns that claim into numbers:
 :func:`category_report` runs the whole measurement; ``python -m fusedae
 categories`` prints it (docs/categories.md has the numbers).
 """
+from __future__ import annotations
+
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _labels
 
@@ -36,7 +41,7 @@ DEFAULTS = {
 }
 
 
-def most_active_unit(codes):
+def most_active_unit(codes: ArrayLike) -> np.ndarray:
     """The one-hot reading of a code: index of each row's largest unit."""
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[0] < 1 or codes.shape[1] < 1:
@@ -47,7 +52,7 @@ def most_active_unit(codes):
     return np.argmax(codes, axis=1)
 
 
-def purity(labels_true, labels_pred):
+def purity(labels_true: ArrayLike, labels_pred: ArrayLike) -> float:
     """Fraction of samples whose cluster's majority label is their own label.
 
     purity = (1/M)·Σ_clusters max_label |cluster ∩ label|. It is 1 for a
@@ -64,7 +69,7 @@ def purity(labels_true, labels_pred):
     return float(table.max(axis=1).sum() / len(t))
 
 
-def score_assignment(labels_true, labels_pred):
+def score_assignment(labels_true: ArrayLike, labels_pred: ArrayLike) -> dict[str, float]:
     """Purity, NMI and the number of clusters used by an assignment."""
     from sklearn.metrics import normalized_mutual_info_score
 
@@ -75,7 +80,8 @@ def score_assignment(labels_true, labels_pred):
     }
 
 
-def category_scores(codes, labels, *, n_clusters=None, random_state=0):
+def category_scores(codes: ArrayLike, labels: ArrayLike, *, n_clusters: int | None = None,
+                    random_state: int = 0) -> dict[str, dict[str, float]]:
     """Score a code's categories against the true labels.
 
     Parameters
@@ -98,16 +104,17 @@ def category_scores(codes, labels, *, n_clusters=None, random_state=0):
 
     unit = most_active_unit(codes)
     classes, _ = _labels.fit_classes(labels, "labels")
-    if len(unit) != len(labels):
+    # fit_classes has checked that labels is a 1-D array-like, which has a len().
+    if len(unit) != len(labels):  # type: ignore[arg-type]
         raise ValueError(f"labels: expected {len(unit)} labels (one per code row), "
-                         f"got {len(labels)}")
+                         f"got {len(labels)}")  # type: ignore[arg-type]
     k = len(classes) if n_clusters is None else n_clusters
     km = KMeans(k, n_init=10, random_state=random_state).fit_predict(np.asarray(codes))
     return {"most_active_unit": score_assignment(labels, unit),
             "kmeans_codes": score_assignment(labels, km)}
 
 
-def load_digits_scaled():
+def load_digits_scaled() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits, pixels scaled to [0, 1], and their labels."""
     from sklearn.datasets import load_digits
 
@@ -115,8 +122,9 @@ def load_digits_scaled():
     return X / 16.0, y
 
 
-def category_report(X=None, y=None, *, random_state=0, n_threads=None, verbose=False,
-                    **overrides):
+def category_report(X: ArrayLike | None = None, y: ArrayLike | None = None, *,
+                    random_state: int = 0, n_threads: int | None = None, verbose: bool = False,
+                    **overrides: Any) -> dict[str, Any]:
     """The whole measurement: sparse code categories, baselines, self-taught learning.
 
     Trains a :class:`~fusedae.SparseAutoencoder` (and, as the control, the
@@ -212,7 +220,7 @@ def category_report(X=None, y=None, *, random_state=0, n_threads=None, verbose=F
             "mean_activation": float(sparse.mean_activation_.mean()), "seconds": seconds}
 
 
-def format_report(report):
+def format_report(report: Mapping[str, Any]) -> str:
     """The report as a plain-text table."""
     lines = [f"{'method':<52} {'purity':>7} {'NMI':>7} {'clusters':>8} {'test acc':>8}"]
     for r in report["rows"]:

@@ -5,13 +5,22 @@ cross entropy (eq. 12-13, with eq. 14-16 as corrected), trained by the
 engine's fused step: the softmax, the loss and its delta softmax(Z) − Y are
 one pass over the output GEMM's result.
 """
+from __future__ import annotations
+
+# The methods rebind their array-like arguments to the validated arrays
+# (X = v.check_data(X, ...)); let the name take the checked array's type.
+# mypy: allow-redefinition
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from sklearn.base import ClassifierMixin
 
 from . import _labels
 from . import _validation as v
-from ._base import NetworkEstimator, set_params_from_init
-from ._training import check_callbacks
+from ._base import _Self, NetworkEstimator, set_params_from_init
+from ._training import Callbacks, check_callbacks
 
 
 class Classifier(ClassifierMixin, NetworkEstimator):
@@ -65,11 +74,14 @@ class Classifier(ClassifierMixin, NetworkEstimator):
     n_iter_ : int
     """
 
-    def __init__(self, n_hidden=64, *, activation="relu", weight_decay=0.0, optimizer="adam",
-                 learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=50, shuffle=True,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 n_threads=None, device="cpu", dtype="float32", random_state=None,
-                 verbose=False):
+    def __init__(self, n_hidden: int | Sequence[int] = 64, *, activation: str = "relu",
+                 weight_decay: float = 0.0, optimizer: str = "adam", learning_rate: float = 1e-3,
+                 momentum: float = 0.9, batch_size: int = 64, epochs: int = 50,
+                 shuffle: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, n_iter_no_change: int = 10, tol: float = 1e-4,
+                 n_threads: int | None = None, device: str = "cpu", dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())
 
     def __sklearn_tags__(self):
@@ -94,7 +106,8 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         return sizes, acts, "categorical_cross_entropy", 0
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y, *, callbacks=None):
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike, *,
+            callbacks: Callbacks | None = None) -> _Self:
         """Train on (X, y) from a fresh initialisation.
 
         Parameters
@@ -119,7 +132,8 @@ class Classifier(ClassifierMixin, NetworkEstimator):
             if check_callbacks(callbacks):
                 raise ValueError("callbacks: not available with optimizer='lbfgs' (scipy runs "
                                  "its iterations; a checkpoint could not resume them)")
-            self._fit_lbfgs(*data, p)
+            # data is (X, Y); mypy lets an unpacked Any fill every parameter, p too.
+            self._fit_lbfgs(*data, p)  # type: ignore[call-arg]
             return self
         return self._train(data, p, callbacks)
 
@@ -150,7 +164,8 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         picked = np.clip(np.sum(P * Y, axis=1), np.finfo(np.float64).tiny, None)
         return float(np.mean(np.log(picked)))
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self: _Self, X: ArrayLike, y: ArrayLike,
+                    classes: ArrayLike | None = None) -> _Self:
         """One epoch over (X, y), initialising the model on the first call.
 
         Parameters
@@ -187,22 +202,23 @@ class Classifier(ClassifierMixin, NetworkEstimator):
                              f"got {len(idx)}")
 
     # ------------------------------------------------------------- inference
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Probability of each class (columns in ``classes_`` order) for each row."""
         self._check_fitted()
         return self._forward(X, "X", 0, len(self._net.sizes) - 1)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Natural log of :meth:`predict_proba` (−inf where it underflows to 0)."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each row."""
         self._check_fitted()
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def loss_and_gradient(self, X, y):
+    def loss_and_gradient(self, X: ArrayLike,
+                          y: ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Full-batch loss (with the decay term) and its gradient at the
         current parameters.
 

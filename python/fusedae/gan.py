@@ -17,15 +17,26 @@ Losses: D minimises the BCE over the stacked batch [real; fake] with targets
 game, whose gradient vanishes while D wins). Each step is one engine call;
 the G step back-propagates through the frozen D to D's inputs and on into G.
 """
+from __future__ import annotations
+
+# The methods rebind their array-like arguments to the validated arrays
+# (X = v.check_data(X, ...)); let the name take the checked array's type.
+# mypy: allow-redefinition
+
+from collections.abc import Sequence
+from typing import NoReturn
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _validation as v
-from ._base import (NetworkEstimator, engine_threads, network_state, restore_network,
+from ._base import (_Self, NetworkEstimator, engine_threads, network_state, restore_network,
                     set_params_from_init, split_params)
 from ._errors import TrainingDivergedError
 from ._native import engine
+from ._training import Callbacks
 
 _SAMPLE_STREAM_BASE = 0x80000000
 _GAN_LOSSES = ("non_saturating", "minimax")
@@ -71,13 +82,17 @@ class GAN(NetworkEstimator, BaseEstimator):
     n_features_in_, n_iter_
     """
 
-    def __init__(self, n_latent=16, g_hidden=(128,), d_hidden=(128,), *, g_activation="relu",
-                 g_output_activation="sigmoid", d_activation="leaky_relu",
-                 loss="non_saturating", optimizer="adam", g_learning_rate=2e-4,
-                 d_learning_rate=2e-4, beta1=0.5, batch_size=64, epochs=100, d_steps=1,
-                 d_pretrain_epochs=0, g_pretrain_epochs=0, weight_decay=0.0, shuffle=True,
-                 n_threads=None, device="cpu", dtype="float32", random_state=None,
-                 verbose=False):
+    def __init__(self, n_latent: int = 16, g_hidden: int | Sequence[int] = (128,),
+                 d_hidden: int | Sequence[int] = (128,), *, g_activation: str = "relu",
+                 g_output_activation: str = "sigmoid", d_activation: str = "leaky_relu",
+                 loss: str = "non_saturating", optimizer: str = "adam",
+                 g_learning_rate: float = 2e-4, d_learning_rate: float = 2e-4, beta1: float = 0.5,
+                 batch_size: int = 64, epochs: int = 100, d_steps: int = 1,
+                 d_pretrain_epochs: int = 0, g_pretrain_epochs: int = 0, weight_decay: float = 0.0,
+                 shuffle: bool = True, n_threads: int | None = None, device: str = "cpu",
+                 dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())
 
     def _checked_params(self):
@@ -127,7 +142,8 @@ class GAN(NetworkEstimator, BaseEstimator):
         self._samples_drawn = 0
         self._start_fit(model.seed)
 
-    def fit(self, X, y=None, *, callbacks=None):
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None, *,
+            callbacks: Callbacks | None = None) -> _Self:
         """Run the whole schedule on the real rows X from a fresh initialisation.
 
         ``callbacks``: called after every epoch as ``callback(model, logs)``
@@ -139,7 +155,7 @@ class GAN(NetworkEstimator, BaseEstimator):
         self._build_gan(X.shape[1], p)
         return self._train((X,), p, callbacks)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None) -> _Self:
         """One alternating epoch over X, initialising the model on the first call."""
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
@@ -192,7 +208,7 @@ class GAN(NetworkEstimator, BaseEstimator):
         if not hasattr(self, "_model"):
             raise ValueError("this model has no network; fit it again")
 
-    def latent(self, n_samples=1, *, random_state=None):
+    def latent(self, n_samples: int = 1, *, random_state: int | None = None) -> np.ndarray:
         """Latent codes z ~ N(0, I) from the model's Philox stream (see :meth:`sample`)."""
         self._check_fitted()
         n = v.check_int("n_samples", n_samples)
@@ -205,7 +221,7 @@ class GAN(NetworkEstimator, BaseEstimator):
                                     self._params_used["n_latent"],
                                     self._model.generator.dtype)
 
-    def generate(self, Z):
+    def generate(self, Z: ArrayLike) -> np.ndarray:
         """G(z) for each row of Z."""
         self._check_fitted()
         net = self._model.generator
@@ -214,12 +230,12 @@ class GAN(NetworkEstimator, BaseEstimator):
         with engine_threads(self.n_threads):
             return net.forward(Z, 0, -1)
 
-    def sample(self, n_samples=1, *, random_state=None):
+    def sample(self, n_samples: int = 1, *, random_state: int | None = None) -> np.ndarray:
         """Generated signals. The same seed and sequence of calls give the same
         samples; an integer ``random_state`` picks a fixed set of latents."""
         return self.generate(self.latent(n_samples, random_state=random_state))
 
-    def discriminate(self, X):
+    def discriminate(self, X: ArrayLike) -> np.ndarray:
         """D(x): the discriminator's probability that each row is real."""
         self._check_fitted()
         net = self._model.discriminator
@@ -227,7 +243,8 @@ class GAN(NetworkEstimator, BaseEstimator):
         with engine_threads(self.n_threads):
             return net.forward(X, 0, -1)[:, 0]
 
-    def generator_loss_and_gradient(self, Z):
+    def generator_loss_and_gradient(
+            self, Z: ArrayLike) -> tuple[float, tuple[list[np.ndarray], list[np.ndarray]]]:
         """G's loss at latents Z against the current D, and its gradient
         (G's (weights, biases), with λW); D is not changed."""
         self._check_fitted()
@@ -238,7 +255,9 @@ class GAN(NetworkEstimator, BaseEstimator):
             loss = self._model.generator_loss_and_gradient(Z)
         return float(loss), split_params(net, net.grads.copy())
 
-    def discriminator_loss_and_gradient(self, X_real, X_fake):
+    def discriminator_loss_and_gradient(
+            self, X_real: ArrayLike, X_fake: ArrayLike
+    ) -> tuple[float, tuple[list[np.ndarray], list[np.ndarray]]]:
         """D's loss on [real; fake] with targets [1; 0], and its gradient."""
         self._check_fitted()
         net = self._model.discriminator
@@ -253,22 +272,22 @@ class GAN(NetworkEstimator, BaseEstimator):
         return float(loss), split_params(net, net.grads.copy())
 
     @property
-    def generator_coefs_(self):
+    def generator_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         self._check_fitted()
         return split_params(self._model.generator, self._model.generator.params)
 
     @property
-    def discriminator_coefs_(self):
+    def discriminator_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         self._check_fitted()
         return split_params(self._model.discriminator, self._model.discriminator.params)
 
     @property
-    def coefs_(self):
+    def coefs_(self) -> NoReturn:
         raise AttributeError("a GAN has two networks: see generator_coefs_ and "
                              "discriminator_coefs_")
 
     @property
-    def intercepts_(self):
+    def intercepts_(self) -> NoReturn:
         raise AttributeError("a GAN has two networks: see generator_coefs_ and "
                              "discriminator_coefs_")
 

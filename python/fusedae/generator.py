@@ -6,12 +6,21 @@ a one-hot label converges to the mean of that class's samples (the
 minimiser of the squared error over a class is its mean); a probability
 vector over the labels asks for a blend of the classes.
 """
+from __future__ import annotations
+
+# The methods rebind their array-like arguments to the validated arrays
+# (X = v.check_data(X, ...)); let the name take the checked array's type.
+# mypy: allow-redefinition
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _labels
 from . import _validation as v
-from ._base import NetworkEstimator, set_params_from_init
-from ._training import check_callbacks
+from ._base import _Self, NetworkEstimator, set_params_from_init
+from ._training import Callbacks, check_callbacks
 
 
 class Generator(NetworkEstimator):
@@ -46,11 +55,15 @@ class Generator(NetworkEstimator):
     coefs_, intercepts_, loss_curve_, n_iter_
     """
 
-    def __init__(self, n_hidden=64, *, activation="sigmoid", output_activation="identity",
-                 weight_decay=0.0, optimizer="adam", learning_rate=1e-2, momentum=0.9,
-                 batch_size=64, epochs=100, shuffle=True, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, n_threads=None,
-                 device="cpu", dtype="float32", random_state=None, verbose=False):
+    def __init__(self, n_hidden: int | Sequence[int] = 64, *, activation: str = "sigmoid",
+                 output_activation: str = "identity", weight_decay: float = 0.0,
+                 optimizer: str = "adam", learning_rate: float = 1e-2, momentum: float = 0.9,
+                 batch_size: int = 64, epochs: int = 100, shuffle: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, tol: float = 1e-4, n_threads: int | None = None,
+                 device: str = "cpu", dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())
 
     def __sklearn_tags__(self):
@@ -74,7 +87,8 @@ class Generator(NetworkEstimator):
         acts = [p["activation"]] * len(p["hidden"]) + [p["output_activation"]]
         return sizes, acts, "squared_error", 0
 
-    def fit(self, X, y, *, callbacks=None):
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike, *,
+            callbacks: Callbacks | None = None) -> _Self:
         """Learn to generate the rows of X from their labels y.
 
         Parameters
@@ -128,7 +142,7 @@ class Generator(NetworkEstimator):
         classes, idx = _labels.fit_classes(y)
         return _labels.one_hot(idx, len(classes), dtype), classes
 
-    def generate(self, y):
+    def generate(self, y: ArrayLike) -> np.ndarray:
         """The typical signal of each label.
 
         Parameters
@@ -145,7 +159,7 @@ class Generator(NetworkEstimator):
         Y = _labels.label_rows(y, self.classes_, self._net.dtype)
         return self._forward(Y, "y", 0, len(self._net.sizes) - 1)
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Negative mean over rows of ½‖generate(y) − x‖² (higher is better)."""
         self._check_fitted()
         X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
@@ -155,7 +169,8 @@ class Generator(NetworkEstimator):
         diff = G.astype(np.float64) - X
         return -float(0.5 * np.sum(diff * diff) / len(X))
 
-    def loss_and_gradient(self, X, y):
+    def loss_and_gradient(self, X: ArrayLike,
+                          y: ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Full-batch loss (with the decay term) and its gradient at the
         current parameters."""
         self._check_fitted()

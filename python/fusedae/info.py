@@ -33,9 +33,12 @@ Conventions shared by every function:
   training losses default to nats (``base=np.e``), the unit in which the
   engine reports its training loss.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "PROBABILITY_SUM_TOL",
@@ -226,7 +229,8 @@ def _check_samples(samples, n_values):
     return x, n
 
 
-def histogram(samples, n_values=None, *, bins=None):
+def histogram(samples: ArrayLike, n_values: int | None = None, *,
+              bins: int | ArrayLike | None = None) -> np.ndarray:
     """Count how often each value occurs in a set of samples (eq. 2).
 
     Without ``bins`` this is the chapter's histogram of ``M`` integer samples
@@ -293,7 +297,8 @@ def _check_bins(bins):
     return edges
 
 
-def probabilities(x, *, axis=-1, kind="auto", n_values=None):
+def probabilities(x: ArrayLike, *, axis: int = -1, kind: str = "auto",
+                  n_values: int | None = None) -> np.ndarray:
     """Probability distribution from counts or samples, ``P(x) = h(x) / M`` (eq. 3).
 
     Parameters
@@ -403,7 +408,7 @@ def _to_probabilities(name, x, axis, kind="auto"):
 # Information, entropy, cross entropy, KL divergence (eq. 4-9, 17-18)
 # --------------------------------------------------------------------------
 
-def information(p, *, base=2):
+def information(p: ArrayLike, *, base: float | str = 2) -> float | np.ndarray:
     """Information of an observation with probability ``p``, ``I = -log_b p`` (eq. 4).
 
     Parameters
@@ -434,7 +439,8 @@ def information(p, *, base=2):
         return _result(_neg(log(x)))
 
 
-def entropy(p, *, base=2, axis=-1, normalized=False):
+def entropy(p: ArrayLike, *, base: float | str = 2, axis: int = -1,
+            normalized: bool = False) -> float | np.ndarray:
     """Entropy ``H(X) = -sum_x P(x) log_b P(x)`` (eq. 6), batched along ``axis``.
 
     Parameters
@@ -485,7 +491,8 @@ def _pair(p, q, axis):
     return P, Q, _check_axis(axis, P.ndim)
 
 
-def cross_entropy(p, q, *, base=2, axis=-1):
+def cross_entropy(p: ArrayLike, q: ArrayLike, *, base: float | str = 2,
+                  axis: int = -1) -> float | np.ndarray:
     """Cross entropy ``H(P, Q) = -sum_x P(x) log_b Q(x)`` (§3.3, eq. 18).
 
     Equal to ``H(P) + KL(P || Q)``; the minimum over ``Q`` is ``H(P)``,
@@ -513,7 +520,8 @@ def cross_entropy(p, q, *, base=2, axis=-1):
     return _result(_neg(_xlogy(P, Q, log).sum(axis=ax)))
 
 
-def kl_divergence(p, q, *, base=2, axis=-1):
+def kl_divergence(p: ArrayLike, q: ArrayLike, *, base: float | str = 2,
+                  axis: int = -1) -> float | np.ndarray:
     """Kullback-Leibler divergence ``KL(P || Q) = sum_x P(x) log_b(P(x) / Q(x))`` (eq. 17).
 
     Parameters
@@ -559,7 +567,9 @@ def _sigmoid(z):
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def binary_cross_entropy(y, a=None, *, logits=None, base=np.e, reduction="mean"):
+def binary_cross_entropy(y: ArrayLike, a: ArrayLike | None = None, *,
+                         logits: ArrayLike | None = None, base: float | str = np.e,
+                         reduction: str = "mean") -> float | np.ndarray:
     """Binary cross entropy ``-[y log a + (1 - y) log(1 - a)]`` (eq. 10-11, corrected).
 
     The chapter's eq. 11 lacks the leading minus sign; this is the corrected
@@ -625,7 +635,7 @@ def binary_cross_entropy(y, a=None, *, logits=None, base=np.e, reduction="mean")
     return _reduce(losses, reduction, losses.size)
 
 
-def binary_cross_entropy_gradient(y, logits):
+def binary_cross_entropy_gradient(y: ArrayLike, logits: ArrayLike) -> float | np.ndarray:
     """Gradient of the binary cross entropy w.r.t. the logits, ``sigmoid(z) - y``.
 
     Element-wise derivative of the unreduced loss of
@@ -651,7 +661,7 @@ def binary_cross_entropy_gradient(y, logits):
     return _result(_sigmoid(z) - t)
 
 
-def softmax(z, *, axis=-1):
+def softmax(z: ArrayLike, *, axis: int = -1) -> np.ndarray:
     """Softmax ``a_k = exp(z_k) / sum_j exp(z_j)`` along ``axis`` (eq. 12).
 
     The maximum along ``axis`` is subtracted first: the value is unchanged and
@@ -676,7 +686,7 @@ def softmax(z, *, axis=-1):
     return e / e.sum(axis=ax, keepdims=True)
 
 
-def log_softmax(z, *, axis=-1):
+def log_softmax(z: ArrayLike, *, axis: int = -1) -> np.ndarray:
     """Logarithm of :func:`softmax`, ``z_k - log sum_j exp(z_j)``, along ``axis``.
 
     Computed as ``(z - max z) - log sum exp(z - max z)``: finite for all finite
@@ -744,8 +754,10 @@ def _check_targets(y, shape):
     return t, None
 
 
-def categorical_cross_entropy(y, *, logits=None, probs=None, base=np.e,
-                              reduction="mean", n_classes=None):
+def categorical_cross_entropy(y: ArrayLike, *, logits: ArrayLike | None = None,
+                              probs: ArrayLike | None = None, base: float | str = np.e,
+                              reduction: str = "mean",
+                              n_classes: int | None = None) -> float | np.ndarray:
     """Categorical cross entropy ``-sum_k y_k log a_k`` (eq. 13; eq. 14 corrected).
 
     With ``a = softmax(z)`` (eq. 12). For a one-hot target of class ``k`` the
@@ -816,7 +828,8 @@ def categorical_cross_entropy(y, *, logits=None, probs=None, base=np.e,
     return _reduce(losses, reduction, losses.shape[0])
 
 
-def categorical_cross_entropy_gradient(y, logits, *, reduction="mean"):
+def categorical_cross_entropy_gradient(y: ArrayLike, logits: ArrayLike, *,
+                                       reduction: str = "mean") -> np.ndarray:
     """Gradient of the categorical cross entropy w.r.t. the logits (eq. 15-16, corrected).
 
     Row ``m`` is ``softmax(z_m) * sum_k y_mk - y_m``: for probability-vector
@@ -869,7 +882,8 @@ def _check_sparsity(rho, rhohat):
     return r, h
 
 
-def bernoulli_kl(rho, rhohat, *, base=np.e):
+def bernoulli_kl(rho: ArrayLike, rhohat: ArrayLike, *,
+                 base: float | str = np.e) -> float | np.ndarray:
     """Sparsity divergence ``KL(rho || rhohat)`` between two Bernoulli distributions.
 
     .. math:: \\rho \\log\\frac{\\rho}{\\hat\\rho}
@@ -903,7 +917,7 @@ def bernoulli_kl(rho, rhohat, *, base=np.e):
         return _result(r * log(r / h) + (1.0 - r) * log((1.0 - r) / (1.0 - h)))
 
 
-def bernoulli_kl_gradient(rho, rhohat):
+def bernoulli_kl_gradient(rho: ArrayLike, rhohat: ArrayLike) -> float | np.ndarray:
     """Derivative of :func:`bernoulli_kl` (nats) w.r.t. ``rhohat`` (eq. 28's term).
 
     ``-rho / rhohat + (1 - rho) / (1 - rhohat)``, element-wise.

@@ -1,8 +1,11 @@
 """Measures of generated samples."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def frechet_distance(A, B):
+def frechet_distance(A: ArrayLike, B: ArrayLike) -> float:
     """Fréchet distance between Gaussians fitted to the rows of A and of B.
 
     ‖μ_A − μ_B‖² + tr(Σ_A + Σ_B − 2·(Σ_A^{1/2} Σ_B Σ_A^{1/2})^{1/2}), the

@@ -407,7 +407,7 @@ def _input_weights(obj):
     raise TypeError(f"{name}: expected a fitted {what}, got {_describe(obj)}")
 
 
-def _check_rows(X, name, n_features, n=None):
+def _check_rows(X, name, n_features, n=None) -> np.ndarray:
     X = v.check_data(X, name, "float64", n_features=n_features)
     return X if n is None else X[:n]
 
@@ -647,7 +647,7 @@ def loss_curves(model: NetworkEstimator, *, path: PathArg = None) -> Figure:
         recon = "BCE" if p.get("loss", model.loss) == "binary_cross_entropy" else "½‖x̂ − x‖²"
         total = "total (−ELBO" + (" + decay)" if p.get("weight_decay", 0) > 0 else ")")
         ep = np.arange(1, len(curves[0]) + 1)
-        style = {"marker": "o", "ms": 3} if len(ep) <= 30 else {}
+        style: dict[str, Any] = {"marker": "o", "ms": 3} if len(ep) <= 30 else {}
         for c, label, color in zip(curves, (total, f"reconstruction ({recon})",
                                             "KL(q(z|x) ‖ N(0, I))"),
                                    ("k", "tab:blue", "tab:orange")):

@@ -14,16 +14,27 @@ forward, reparameterisation and KL in one pass, the decoder's fused step
 (with the gradient w.r.t. z), the encoder's delta in one pass, the encoder's
 backward and both optimizer sweeps.
 """
+from __future__ import annotations
+
+# The methods rebind their array-like arguments to the validated arrays
+# (X = v.check_data(X, ...)); let the name take the checked array's type.
+# mypy: allow-redefinition
+
+from collections.abc import Sequence
+from typing import NoReturn
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _labels
 from . import _validation as v
-from ._base import (NetworkEstimator, dtype_tag, engine_threads, network_state,
+from ._base import (_Self, NetworkEstimator, dtype_tag, engine_threads, network_state,
                     restore_network, set_params_from_init, split_params)
 from ._errors import TrainingDivergedError
 from ._native import engine
+from ._training import Callbacks
 
 # ε for score() comes from a stream of its own, far from the training steps'.
 _SCORE_STREAM = 0xFFFFFFF0
@@ -73,12 +84,16 @@ class VAE(TransformerMixin, NetworkEstimator):
 
     _n_conditions = 0
 
-    def __init__(self, n_latent=8, n_hidden=(64,), *, activation="relu",
-                 output_activation="sigmoid", loss="binary_cross_entropy", weight_decay=0.0,
-                 optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=64, epochs=100,
-                 shuffle=True, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=1e-4, n_threads=None, device="cpu", dtype="float32",
-                 random_state=None, verbose=False):
+    def __init__(self, n_latent: int = 8, n_hidden: int | Sequence[int] = (64,), *,
+                 activation: str = "relu", output_activation: str = "sigmoid",
+                 loss: str = "binary_cross_entropy", weight_decay: float = 0.0,
+                 optimizer: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
+                 batch_size: int = 64, epochs: int = 100, shuffle: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, tol: float = 1e-4, n_threads: int | None = None,
+                 device: str = "cpu", dtype: DTypeLike = "float32",
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: bool = False):
         set_params_from_init(self, locals())
 
     def __sklearn_tags__(self):
@@ -125,7 +140,8 @@ class VAE(TransformerMixin, NetworkEstimator):
         return X
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y=None, *, callbacks=None):
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None, *,
+            callbacks: Callbacks | None = None) -> _Self:
         """Train on X (rows are samples) from a fresh initialisation.
 
         ``callbacks``: called after every epoch as ``callback(model, logs)``
@@ -137,7 +153,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         self._build_vae(X.shape[1], 0, p)
         return self._train((X,), p, callbacks)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self: _Self, X: ArrayLike, y: ArrayLike | None = None) -> _Self:
         """One epoch over X, initialising the model on the first call."""
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
@@ -187,7 +203,7 @@ class VAE(TransformerMixin, NetworkEstimator):
     def _encoder_input(self, X, y):
         return X
 
-    def encode(self, X, y=None):
+    def encode(self, X: ArrayLike, y: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean μ and log-variance log σ² of the latent code of each row."""
         self._check_fitted()
         X = v.check_data(X, "X", self._model.encoder.dtype, n_features=self.n_features_in_,
@@ -196,7 +212,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         Z = self._params_used["n_latent"]
         return E[:, :Z], E[:, Z:]
 
-    def transform(self, X, y=None):
+    def transform(self, X: ArrayLike, y: ArrayLike | None = None) -> np.ndarray:
         """The mean μ of each row's latent code."""
         return self.encode(X, y)[0]
 
@@ -207,7 +223,7 @@ class VAE(TransformerMixin, NetworkEstimator):
     def _decoder_input(self, Z, y):
         return Z
 
-    def generate(self, Z, y=None):
+    def generate(self, Z: ArrayLike, y: ArrayLike | None = None) -> np.ndarray:
         """Decode latent codes Z (rows) into signals."""
         self._check_fitted()
         Z = v.check_data(Z, "Z", self._model.decoder.dtype,
@@ -224,7 +240,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         return engine.latent_normal(self._model.seed, stream % 2**32, n,
                                     self._params_used["n_latent"], self._model.encoder.dtype)
 
-    def sample(self, n_samples=1, *, random_state=None):
+    def sample(self, n_samples: int = 1, *, random_state: int | None = None) -> np.ndarray:
         """Signals decoded from codes z ~ N(0, I).
 
         The codes come from the model's Philox stream: the same seed and the
@@ -234,7 +250,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         self._check_fitted()
         return self.generate(self._latent(n_samples, random_state))
 
-    def interpolate(self, x_a, x_b, steps=8):
+    def interpolate(self, x_a: ArrayLike, x_b: ArrayLike, steps: int = 8) -> np.ndarray:
         """Decoded points on the line between the codes (μ) of two signals.
 
         Returns ``steps`` rows: the first decodes μ(x_a), the last μ(x_b).
@@ -256,21 +272,24 @@ class VAE(TransformerMixin, NetworkEstimator):
         return engine.latent_normal(self._model.seed, _SCORE_STREAM, rows,
                                     self._params_used["n_latent"], self._model.encoder.dtype)
 
-    def negative_elbo(self, X, y=None):
+    def negative_elbo(self, X: ArrayLike, y: ArrayLike | None = None) -> float:
         """Mean over rows of recon + KL (nats), one ε draw per row from a fixed stream."""
         self._check_fitted()
         X = self._check_data(X, self._params_used, self.n_features_in_)
         _, recon, kl, _ = self._losses(X, self._condition_rows(y, len(X)), self._eps(len(X)))
         return recon + kl
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: ArrayLike | None = None) -> float:
         """Negative of :meth:`negative_elbo` (higher is better)."""
         return -self.negative_elbo(X, y)
 
     def _condition_rows(self, y, rows):
         return None
 
-    def loss_and_gradient(self, X, eps, y=None):
+    def loss_and_gradient(
+            self, X: ArrayLike, eps: ArrayLike, y: ArrayLike | None = None
+    ) -> tuple[float, tuple[list[np.ndarray], list[np.ndarray]],
+               tuple[list[np.ndarray], list[np.ndarray]]]:
         """Full-batch loss at the given ε (rows × n_latent) and its gradient.
 
         Returns
@@ -292,23 +311,23 @@ class VAE(TransformerMixin, NetworkEstimator):
                 split_params(self._model.decoder, self._model.decoder.grads.copy()))
 
     @property
-    def encoder_coefs_(self):
+    def encoder_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Encoder (weights, biases), views."""
         self._check_fitted()
         return split_params(self._model.encoder, self._model.encoder.params)
 
     @property
-    def decoder_coefs_(self):
+    def decoder_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Decoder (weights, biases), views."""
         self._check_fitted()
         return split_params(self._model.decoder, self._model.decoder.params)
 
     @property
-    def coefs_(self):
+    def coefs_(self) -> NoReturn:
         raise AttributeError("a VAE has two networks: see encoder_coefs_ and decoder_coefs_")
 
     @property
-    def intercepts_(self):
+    def intercepts_(self) -> NoReturn:
         raise AttributeError("a VAE has two networks: see encoder_coefs_ and decoder_coefs_")
 
     # --------------------------------------------------------------- pickling
@@ -356,7 +375,9 @@ class ConditionalVAE(VAE):
         tags.target_tags.required = True
         return tags
 
-    def fit(self, X, y, *, callbacks=None):
+    # y is required here (the labels are the condition); VAE.fit ignores it.
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike, *,  # type: ignore[override]
+            callbacks: Callbacks | None = None) -> _Self:
         """Train on (X, y) from a fresh initialisation (``callbacks`` as in
         :meth:`VAE.fit`)."""
         p = self._checked_params()
@@ -368,7 +389,8 @@ class ConditionalVAE(VAE):
         self.classes_ = classes
         return self._train((X, Y), p, callbacks)
 
-    def fit_transform(self, X, y, *, callbacks=None):
+    def fit_transform(self, X: ArrayLike, y: ArrayLike, *,
+                      callbacks: Callbacks | None = None) -> np.ndarray:
         """Fit on (X, y), then return the mean latent code μ of each row given
         its label (``transform(X, y)``; a Pipeline's fit passes y on)."""
         return self.fit(X, y, callbacks=callbacks).transform(X, y)
@@ -383,7 +405,9 @@ class ConditionalVAE(VAE):
     def _stratify_labels(self, data):
         return np.argmax(data[1], axis=1)
 
-    def partial_fit(self, X, y, classes=None):
+    # y is required here (the labels are the condition); VAE.partial_fit ignores it.
+    def partial_fit(self: _Self, X: ArrayLike, y: ArrayLike,  # type: ignore[override]
+                    classes: ArrayLike | None = None) -> _Self:
         """One epoch over (X, y), initialising the model on the first call."""
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
@@ -417,7 +441,8 @@ class ConditionalVAE(VAE):
     def _decoder_input(self, Z, y):
         return np.hstack([Z, self._condition_rows(y, len(Z))])
 
-    def sample(self, n_samples=1, *, y=None, random_state=None):
+    def sample(self, n_samples: int = 1, *, y: ArrayLike | None = None,
+               random_state: int | None = None) -> np.ndarray:
         """Signals of class ``y``.
 
         ``y``: one label for all samples, a 1-D array of labels (one per
@@ -427,12 +452,16 @@ class ConditionalVAE(VAE):
         self._check_fitted()
         return self.generate(self._latent(n_samples, random_state), y)
 
-    def interpolate(self, x_a, x_b, steps=8, *, y_a=None, y_b=None):
+    def interpolate(self, x_a: ArrayLike, x_b: ArrayLike, steps: int = 8, *,
+                    y_a: ArrayLike | None = None, y_b: ArrayLike | None = None) -> np.ndarray:
         """Decoded points between (μ(x_a | y_a), y_a) and (μ(x_b | y_b), y_b)."""
         self._check_fitted()
         steps = v.check_int("steps", steps, low=2)
-        Ya = self._condition_rows(y_a if np.ndim(y_a) == 0 else np.atleast_2d(y_a), 1)
-        Yb = self._condition_rows(y_b if np.ndim(y_b) == 0 else np.atleast_2d(y_b), 1)
+        # np.ndim(None) is 0: a missing label goes on to _condition_rows, which reports it.
+        Ya = self._condition_rows(
+            y_a if np.ndim(y_a) == 0 else np.atleast_2d(y_a), 1)  # type: ignore[arg-type]
+        Yb = self._condition_rows(
+            y_b if np.ndim(y_b) == 0 else np.atleast_2d(y_b), 1)  # type: ignore[arg-type]
         pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
                             self._model.encoder.dtype, n_features=self.n_features_in_,
                             estimator=self)
