@@ -959,7 +959,8 @@ def compute_metrics(model, X, y=None, *, seed=0):
             m["mean_abs_sparsity_deviation"] = float(
                 np.mean(np.abs(codes.mean(axis=0) - p["sparsity_target"])))
         if p.get("noise", "none") != "none":
-            noisy = _corrupt(X64, p["noise"], p["noise_level"], np.random.default_rng(seed))
+            from ._noise import corrupt
+            noisy = corrupt(X64, p["noise"], p["noise_level"], np.random.default_rng(seed))
             out = np.asarray(model.predict(noisy), dtype=np.float64)
             m["noisy_input_error"] = float(0.5 * np.sum((noisy - X64) ** 2) / len(X))
             m["denoised_error"] = float(0.5 * np.sum((out - X64) ** 2) / len(X))
@@ -989,18 +990,6 @@ def compute_metrics(model, X, y=None, *, seed=0):
     if isinstance(model, GAN):
         return _gan_metrics(model, X, seed)
     raise CLIError(f"no metrics for a {type(model).__name__}")
-
-
-def _corrupt(X, kind, level, rng):
-    """The engine's input corruption, drawn with NumPy (same kinds and levels)."""
-    import numpy as np
-
-    if kind == "gaussian":
-        return X + level * rng.standard_normal(X.shape)
-    u = rng.random(X.shape)
-    if kind == "masking":
-        return np.where(u < level, 0.0, X)
-    return np.where(u < 0.5 * level, 1.0, np.where(u < level, 0.0, X))  # salt_pepper
 
 
 def _gan_metrics(model, X, seed):

@@ -49,6 +49,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _validation as v
 from ._files import write_atomically
+from ._noise import corrupt
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -472,16 +473,6 @@ def reconstructions(model: Autoencoder | VAE, X: ArrayLike, image_shape: ImageSh
     return _finish(fig, path)
 
 
-def _corrupt(X, kind, level, rng):
-    """The engine's corruption, drawn with NumPy (same kinds and levels)."""
-    if kind == "gaussian":
-        return X + level * rng.standard_normal(X.shape)
-    u = rng.random(X.shape)
-    if kind == "masking":
-        return np.where(u < level, 0.0, X)
-    return np.where(u < 0.5 * level, 1.0, np.where(u < level, 0.0, X))  # salt_pepper
-
-
 def denoising(model: Autoencoder, X: ArrayLike, image_shape: ImageShape = None, *,
               noise_level: float | None = None, n: int = 8,
               random_state: int | np.random.Generator | None = 0,
@@ -538,7 +529,7 @@ def denoising(model: Autoencoder, X: ArrayLike, image_shape: ImageShape = None, 
     rng = _check_rng(random_state)
     X = _check_rows(X, "X", model.n_features_in_, n)
     h, w = _image_shape(image_shape, X.shape[1])
-    noisy = _corrupt(X, kind, level, rng)
+    noisy = corrupt(X, kind, level, rng)
     out = np.asarray(model.predict(noisy), dtype=np.float64)
     err_in = 0.5 * np.sum((noisy - X) ** 2, axis=1)
     err_out = 0.5 * np.sum((out - X) ** 2, axis=1)
