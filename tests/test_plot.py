@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import matplotlib.image as mpimg
+from fusedae._noise import corrupt
 from fusedae import (
     GAN,
     VAE,
@@ -243,7 +244,7 @@ def test_denoising_noise_is_clipped_for_display_only(models, digits):
                                         ("salt_pepper", 0.4)])
 def test_corruption_matches_the_engines_kinds(kind, level):
     X = np.full((200, 50), 0.5)
-    N = plot._corrupt(X, kind, level, np.random.default_rng(0))
+    N = corrupt(X, kind, level, np.random.default_rng(0))
     if kind == "gaussian":
         assert abs((N - X).std() - level) < 0.01 and abs((N - X).mean()) < 0.01
     elif kind == "masking":
