@@ -246,7 +246,13 @@ def first_params_array(meta):
     (lambda m, f: m.update(format="something-else"), "not a fusedae model file"),
     (lambda m, f: m.update(**{"class": "os.system"}), "class 'os.system' is not a fusedae"),
     (lambda m, f: m["params"]["v"].update(n_hidden=-3), "n_hidden: expected a positive"),
-    (lambda m, f: m["params"]["v"].update(n_hidden=7), "does not match the hyperparameter"),
+    (lambda m, f: m["state"]["v"]["_fit_params"]["v"].update(n_hidden=7),
+     "does not match the hyperparameter the fit ran with"),
+    (lambda m, f: m["state"]["v"]["_fit_params"]["v"].pop("epochs"), "_fit_params must hold"),
+    (lambda m, f: m["state"]["v"].update(loss_curve_={"t": "dict", "v": {}}),
+     "loss_curve_ = {} is not what a fit leaves there"),
+    (lambda m, f: m["state"]["v"].update(n_iter_=-1), "n_iter_ = -1 is not what a fit"),
+    (lambda m, f: m["state"]["v"].update(n_features_in_=5), "the saved model is inconsistent"),
     (lambda m, f: m["state"]["v"].update(_net="x"), "attribute '_net' cannot be loaded"),
     (lambda m, f: m["state"]["v"].update(__class__="x"), "cannot be loaded"),
     (lambda m, f: m["state"]["v"]["_net_state"]["v"].update(sizes=[64, 100000, 100000, 64]),
@@ -268,6 +274,43 @@ def test_hostile_or_inconsistent_metadata_is_refused(saved, change, match):
     edit_metadata(path, change)
     with pytest.raises(ModelFileError, match=match):
         fusedae.load(path)
+
+
+def test_hyperparameters_changed_after_fit_save_and_load(saved, digits):
+    """set_params after fit changes what the next fit will do, not the
+    fitted networks: such a model saves and loads, with both kept."""
+    model, path = saved
+    X, _ = digits
+    model.set_params(n_hidden=9, epochs=7)
+    model.save(path)
+    back = fusedae.load(path)
+    assert back.get_params()["n_hidden"] == 9 and back.n_iter_ == model.n_iter_
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    assert back.fit(X).transform(X).shape == (len(X), 9)
+
+
+def test_deep_or_foreign_zip_content_is_refused(saved):
+    _, path = saved
+    files = members(path)
+    files["metadata.json"] = b"[" * 100000 + b"]" * 100000
+    rewrite(path, files)
+    with pytest.raises(ModelFileError, match="not valid JSON|nested too deeply"):
+        fusedae.load(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", b"{}")
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(ModelFileError, match="compressed or encrypted"):
+        fusedae.load(path)
+
+
+def test_labels_table_that_does_not_fit_the_network_is_refused(digits, tmp_path):
+    X, y = digits
+    clf = fusedae.Classifier(6, epochs=1, random_state=0).fit(X, y)
+    clf.classes_ = clf.classes_[:4]
+    clf.save(tmp_path / "c")
+    with pytest.raises(ModelFileError, match="4 classes_ for a network with 10 outputs"):
+        fusedae.load(tmp_path / "c")
 
 
 def test_wrong_shape_array_is_refused(saved):

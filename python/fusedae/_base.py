@@ -187,6 +187,7 @@ class NetworkEstimator(BaseEstimator):
                               beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
         self._net = net
         self._params_used = p
+        self._fit_params = self.get_params(deep=False)  # what the fit ran with
         self.n_features_in_ = n_in
         self.loss_curve_ = []
         self.n_iter_ = 0

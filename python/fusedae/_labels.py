@@ -48,7 +48,7 @@ def _as_label_vector(y, name, warn=False):
             raise ValueError(f"{name}: labels contain NaN or infinity")
         if type_of_target(y) == "continuous":
             raise ValueError(f"{name}: expected class labels, got continuous values "
-                             f"(e.g. {y[np.argmax(y != np.round(y))].item()!r})")
+                             f"(e.g. {np.asarray(y[np.argmax(y != np.round(y))]).tolist()!r})")
     if y.dtype.kind in ("c", "V", "M", "m"):
         raise ValueError(f"{name}: expected class labels, got dtype {y.dtype}")
     return y
@@ -64,7 +64,8 @@ def label_indices(y, classes, name="y"):
         raise ValueError(f"{name}: labels of dtype {y.dtype} cannot match the classes seen "
                          f"in fit (classes_ = {classes.tolist()})") from None
     if np.any(unknown):
-        bad = y[np.argmax(unknown)].item()
+        bad = y[np.argmax(unknown)]
+        bad = bad.item() if isinstance(bad, np.generic) else bad  # object arrays hold Python values
         raise ValueError(f"{name}: label {bad!r} is not one of the classes seen in fit "
                          f"(classes_ = {classes.tolist()})")
     return idx.astype(np.int64)

@@ -226,11 +226,14 @@ def load(path: str | os.PathLike[str]) -> NetworkEstimator:
         if "_params_used" in state:
             _check_state(est, state)
             est.__setstate__(state)
+            _check_fitted_model(est)
         elif set(state) - set(params):
             raise ModelFileError(f"state: an unfitted model holds only its hyperparameters, "
                                  f"got {sorted(set(state) - set(params))}")
     except ModelFileError as err:
         raise ModelFileError(f"{path}: {err}") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: {_METADATA} is nested too deeply") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as err:
         raise ModelFileError(f"{path}: the saved model is inconsistent "
                              f"({type(err).__name__}: {err})") from None
@@ -249,6 +252,8 @@ def _read(zf, path):
         meta = json.loads(_member(zf, meta_info, path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelFileError(f"{path}: {_METADATA} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: {_METADATA} is nested too deeply") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fusedae model file (format "
                              f"{meta.get('format') if isinstance(meta, dict) else None!r})")
@@ -274,9 +279,16 @@ def _read(zf, path):
 
 
 def _member(zf, info, path):
+    # save() writes plain stored members; anything else (compressed, encrypted)
+    # is not ours, and zipfile would answer it with RuntimeError or
+    # NotImplementedError.
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise ModelFileError(f"{path}: member {info.filename} is compressed or encrypted; "
+                             "fusedae writes stored members only")
     try:
         return zf.read(info)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile) as err:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile,
+            RuntimeError, NotImplementedError) as err:
         raise ModelFileError(f"{path}: member {info.filename} is corrupt ({err})") from None
 
 
@@ -330,6 +342,16 @@ def _check_state(est, state):
     used = state["_params_used"]
     if not isinstance(used, dict):
         raise ModelFileError("state: _params_used must be a mapping")
+    # The fit ran with the hyperparameters it recorded in _fit_params; the
+    # current ones (est's) may have been changed since by set_params and are
+    # checked apart, by constructing est.
+    est._checked_params()
+    fit_params = state.get("_fit_params")
+    if fit_params is not None:
+        if not isinstance(fit_params, dict) or set(fit_params) != set(est.get_params()):
+            raise ModelFileError("state: _fit_params must hold the estimator's "
+                                 "hyperparameters")
+        est = type(est)(**fit_params)
     checked = est._checked_params()
     if set(used) != set(checked):
         raise ModelFileError(f"state: _params_used has keys {sorted(used)}, expected "
@@ -337,7 +359,7 @@ def _check_state(est, state):
     for key, value in checked.items():
         if _normalise(used[key]) != _normalise(value):
             raise ModelFileError(f"state: _params_used[{key!r}] = {used[key]!r} does not "
-                                 f"match the hyperparameter ({value!r})")
+                                 f"match the hyperparameter the fit ran with ({value!r})")
     nets = []
     if "_net_state" in state:
         nets.append(state["_net_state"])
@@ -369,6 +391,77 @@ def _check_network(net, where):
     if len(net["params"]) != count:
         raise ModelFileError(f"{where}: layer sizes {sizes} need {count} parameters, the file "
                              f"holds {len(net['params'])}")
+
+
+def _floats(x):
+    return isinstance(x, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       for v in x)
+
+
+def _count(x, low=0):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+def _epochs_list(x):
+    return isinstance(x, list) and all(
+        isinstance(e, tuple) and len(e) == 3 and isinstance(e[0], str) and _count(e[1])
+        and _count(e[2]) for e in x)
+
+
+def _history(x):
+    return isinstance(x, dict) and set(x) == {"d_loss", "g_loss"} and all(
+        _floats(v) for v in x.values())
+
+
+def _vector(x):
+    return isinstance(x, np.ndarray) and x.ndim == 1
+
+
+# The fitted attributes a model file may hold, each with what it must be.
+_FITTED_ATTRIBUTES = {
+    "loss_curve_": _floats, "recon_curve_": _floats, "kl_curve_": _floats,
+    "validation_scores_": _floats,
+    "best_validation_score_": lambda x: x is None or isinstance(x, float),
+    "n_iter_": _count, "n_features_in_": lambda x: _count(x, 1),
+    "_samples_drawn": _count, "_no_improvement": _count, "_split_seed": _count,
+    "_fit_done": lambda x: isinstance(x, bool),
+    "history_": _history, "epochs_": _epochs_list,
+    "mean_activation_": _vector, "classes_": _vector,
+}
+
+
+def _check_fitted_model(est):
+    """After the model is built: its fitted attributes have their types, and
+    the model answers a one-row call (so a label table or a width that does
+    not fit the networks is refused here, not at the user's first call)."""
+    for key, ok in _FITTED_ATTRIBUTES.items():
+        if key in est.__dict__ and not ok(est.__dict__[key]):
+            raise ModelFileError(f"state: {key} = {est.__dict__[key]!r:.80} is not what a "
+                                 "fit leaves there")
+    from .classifier import Classifier
+    from .gan import GAN
+    from .generator import Generator
+    from .vae import VAE, ConditionalVAE
+    row = np.zeros((1, est.n_features_in_))
+    if isinstance(est, Classifier):
+        if len(est.classes_) != est._net.sizes[-1]:
+            raise ModelFileError(f"state: {len(est.classes_)} classes_ for a network with "
+                                 f"{est._net.sizes[-1]} outputs")
+        est.predict(row)
+    elif isinstance(est, Generator):
+        if len(est.classes_) != est._net.sizes[0]:
+            raise ModelFileError(f"state: {len(est.classes_)} classes_ for a network with "
+                                 f"{est._net.sizes[0]} inputs")
+        est.generate(est.classes_[:1])
+    elif isinstance(est, ConditionalVAE):
+        est.sample(1, y=est.classes_[0], random_state=0)
+    elif isinstance(est, (VAE, GAN)):
+        est.sample(1, random_state=0)
+    else:
+        est.predict(row)
+        if "mean_activation_" in est.__dict__ and \
+                len(est.mean_activation_) != est._net.sizes[est._code_layer]:
+            raise ModelFileError("state: mean_activation_ does not match the code width")
 
 
 def _normalise(value):

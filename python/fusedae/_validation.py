@@ -36,9 +36,11 @@ def check_real(name, value, *, low=None, high=None, low_open=False, high_open=Fa
     return value
 
 
-def check_int(name, value, *, low=1):
+def check_int(name, value, *, low=1, high=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
     return int(value)
 
 

@@ -124,33 +124,37 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         self
         """
         p = self._checked_params()
-        data = self._training_data(X, y, p)
-        self._build(data[0].shape[1], len(self._new_classes), p)
-        self.classes_ = self._new_classes
-        del self._new_classes
+        X, Y, classes = self._checked_rows(X, y, p, None)
+        data = (X, Y)
+        self._build(X.shape[1], len(classes), p)
+        self.classes_ = classes
         if p["optimizer"] == "lbfgs":
             if check_callbacks(callbacks):
                 raise ValueError("callbacks: not available with optimizer='lbfgs' (scipy runs "
                                  "its iterations; a checkpoint could not resume them)")
-            # data is (X, Y); mypy lets an unpacked Any fill every parameter, p too.
-            self._fit_lbfgs(*data, p)  # type: ignore[call-arg]
+            self._fit_lbfgs(X, Y, p)
             return self
         return self._train(data, p, callbacks)
 
-    def _training_data(self, X, y, p, resume=False):
-        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None,
+    def _training_data(self, X, y, p, resume=True):
+        X, Y, _ = self._checked_rows(X, y, p, self.classes_)
+        return X, Y
+
+    def _checked_rows(self, X, y, p, classes):
+        """(X, one-hot Y, classes): the classes of ``y`` when ``classes`` is
+        None (a new fit), else ``y`` read against the given ones."""
+        X = v.check_data(X, "X", p["dtype"],
+                         n_features=None if classes is None else self.n_features_in_,
                          estimator=self)
-        if resume:
-            classes = self.classes_
-            idx = _labels.label_indices(y, classes)
-        else:
+        if classes is None:
             classes, idx = _labels.fit_classes(y)
             if len(classes) < 2:
                 raise ValueError(f"y: expected at least 2 classes, got only {classes.tolist()} "
                                  "(1 class)")
-            self._new_classes = classes
+        else:
+            idx = _labels.label_indices(y, classes)
         self._check_rows(X, idx)
-        return X, _labels.one_hot(idx, len(classes), p["dtype"])
+        return X, _labels.one_hot(idx, len(classes), p["dtype"]), classes
 
     def _stratify_labels(self, data):
         return np.argmax(data[1], axis=1)

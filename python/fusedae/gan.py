@@ -135,6 +135,7 @@ class GAN(NetworkEstimator, BaseEstimator):
                              momentum=p["beta1"], beta1=p["beta1"])
         self._model = model
         self._params_used = p
+        self._fit_params = self.get_params(deep=False)  # what the fit ran with
         self.n_features_in_ = n_features
         self.history_ = {"d_loss": [], "g_loss": []}
         self.epochs_ = []

@@ -909,7 +909,7 @@ def interpolation(model: VAE, x_a: ArrayLike, x_b: ArrayLike, steps: int = 10,
     path = _check_path(path)
     _, VAE, ConditionalVAE, _ = _models()
     _check_model(model, VAE, "VAE or ConditionalVAE")
-    steps = v.check_int("steps", steps, low=2)
+    steps = v.check_int("steps", steps, low=2, high=10_000)
     D = model.n_features_in_
     ends = []
     for name, x in (("x_a", x_a), ("x_b", x_b)):

@@ -40,6 +40,8 @@ from ._training import Callbacks
 _SCORE_STREAM = 0xFFFFFFF0
 _SAMPLE_STREAM_BASE = 0x80000000
 _VAE_LOSSES = ("binary_cross_entropy", "squared_error")
+# interpolate() decodes one row per step; far more than any picture needs.
+MAX_STEPS = 1_000_000
 
 
 class VAE(TransformerMixin, NetworkEstimator):
@@ -127,6 +129,7 @@ class VAE(TransformerMixin, NetworkEstimator):
                             beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
         self._model = model
         self._params_used = p
+        self._fit_params = self.get_params(deep=False)  # what the fit ran with
         self.n_features_in_ = n_features
         self.loss_curve_, self.recon_curve_, self.kl_curve_ = [], [], []
         self.n_iter_ = 0
@@ -256,7 +259,7 @@ class VAE(TransformerMixin, NetworkEstimator):
         Returns ``steps`` rows: the first decodes μ(x_a), the last μ(x_b).
         """
         self._check_fitted()
-        steps = v.check_int("steps", steps, low=2)
+        steps = v.check_int("steps", steps, low=2, high=MAX_STEPS)
         pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
                             self._model.encoder.dtype, n_features=self.n_features_in_,
                             estimator=self)
@@ -456,7 +459,7 @@ class ConditionalVAE(VAE):
                     y_a: ArrayLike | None = None, y_b: ArrayLike | None = None) -> np.ndarray:
         """Decoded points between (μ(x_a | y_a), y_a) and (μ(x_b | y_b), y_b)."""
         self._check_fitted()
-        steps = v.check_int("steps", steps, low=2)
+        steps = v.check_int("steps", steps, low=2, high=MAX_STEPS)
         # np.ndim(None) is 0: a missing label goes on to _condition_rows, which reports it.
         Ya = self._condition_rows(
             y_a if np.ndim(y_a) == 0 else np.atleast_2d(y_a), 1)  # type: ignore[arg-type]
