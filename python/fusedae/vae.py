@@ -415,13 +415,16 @@ class ConditionalVAE(VAE):
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
         X = self._check_data(X, p, None if first else self.n_features_in_)
-        if first:
-            self.classes_ = _labels.fit_classes(y if classes is None else classes, "classes")[0]
-        Y = _labels.label_rows(y, self.classes_, p["dtype"])
+        # classes_ is set only once the call is accepted: a refused first call
+        # leaves the model unfitted.
+        known = (_labels.fit_classes(y if classes is None else classes, "classes")[0]
+                 if first else self.classes_)
+        Y = _labels.label_rows(y, known, p["dtype"])
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         if first:
-            self._build_vae(X.shape[1], len(self.classes_), p)
+            self._build_vae(X.shape[1], len(known), p)
+            self.classes_ = known
         self._one_epoch((X, Y), p)
         return self
 
