@@ -22,3 +22,7 @@ def rng(request):
     # A fresh stream per test, reproducible from the test's name.
     seed = abs(hash(request.node.nodeid)) % (2**32)
     return np.random.default_rng(seed)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: long-running tests (fuzzing: FUSEDAE_LONG=1)")

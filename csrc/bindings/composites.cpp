@@ -7,6 +7,7 @@
 
 #include "bindings/convert.hpp"
 #include "core/composite.hpp"
+#include "core/limits.hpp"
 #include "core/philox.hpp"
 
 namespace fusedae {
@@ -25,6 +26,12 @@ void bind_composites(py::module_& m) {
                             std::int64_t cols, const std::string& dtype) {
     if (rows < 0 || cols < 1) throw InvalidArgument("rows, cols: expected rows >= 0, cols >= 1");
     const DType dt = parse_dtype(dtype);
+    // Checked in floating point first: rows * cols must neither overflow nor
+    // ask for more memory than the machine has.
+    check_allocation("rows, cols",
+                     std::to_string(rows) + " x " + std::to_string(cols) + " draws",
+                     static_cast<double>(rows) * static_cast<double>(cols) *
+                         static_cast<double>(dtype_size(dt)));
     py::array out(numpy_dtype(dt), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
     if (dt == DType::Float32) philox::normal(seed, stream, rows * cols, static_cast<float*>(out.mutable_data()));
     else philox::normal(seed, stream, rows * cols, static_cast<double*>(out.mutable_data()));
@@ -61,8 +68,18 @@ void bind_composites(py::module_& m) {
       .def_property_readonly("decoder", [](Vae& v) -> Network& { return v.decoder(); },
                              py::return_value_policy::reference_internal)
       .def_readwrite("seed", &Vae::seed)
-      .def_readwrite("latent_steps", &Vae::latent_steps)
-      .def_readwrite("epochs", &Vae::epochs)
+      .def_property("latent_steps", [](const Vae& v) { return v.latent_steps; },
+                    [](Vae& v, std::int64_t n) {
+                      check_range("latent_steps", n, 0, kMaxCounter);
+                      Guard g(v.mutex());
+                      v.latent_steps = n;
+                    })
+      .def_property("epochs", [](const Vae& v) { return v.epochs; },
+                    [](Vae& v, std::int64_t n) {
+                      check_range("epochs", n, 0, kMaxCounter);
+                      Guard g(v.mutex());
+                      v.epochs = n;
+                    })
       .def("init_params", [](Vae& v, std::uint64_t seed) {
         Guard g0(v.mutex()), g1(v.encoder()), g2(v.decoder());
         v.init_params(seed);
@@ -151,8 +168,18 @@ void bind_composites(py::module_& m) {
                              [](Gan& g) -> Network& { return g.discriminator(); },
                              py::return_value_policy::reference_internal)
       .def_readwrite("seed", &Gan::seed)
-      .def_readwrite("latent_steps", &Gan::latent_steps)
-      .def_readwrite("epochs", &Gan::epochs)
+      .def_property("latent_steps", [](const Gan& v) { return v.latent_steps; },
+                    [](Gan& v, std::int64_t n) {
+                      check_range("latent_steps", n, 0, kMaxCounter);
+                      Guard g(v.mutex());
+                      v.latent_steps = n;
+                    })
+      .def_property("epochs", [](const Gan& v) { return v.epochs; },
+                    [](Gan& v, std::int64_t n) {
+                      check_range("epochs", n, 0, kMaxCounter);
+                      Guard g(v.mutex());
+                      v.epochs = n;
+                    })
       .def("init_params", [](Gan& g, std::uint64_t seed) {
         Guard g0(g.mutex()), g1(g.generator()), g2(g.discriminator());
         g.init_params(seed);

@@ -16,6 +16,7 @@
 
 #include "bindings/convert.hpp"
 #include "core/errors.hpp"
+#include "core/limits.hpp"
 #include "core/network.hpp"
 #include "core/philox.hpp"
 #include "cpu/blas.hpp"
@@ -53,12 +54,15 @@ PYBIND11_MODULE(_engine, m) {
         "Open the BLAS shared library at `path` (scipy-openblas32's).");
   m.def("blas_loaded", &blas::loaded);
   m.def("blas_corename", &blas::corename, "The kernel family OpenBLAS chose for this CPU.");
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw InvalidArgument("n_threads: expected an integer >= 1");
+  m.def("set_num_threads", [](std::int64_t n) {
+    if (n < 1 || n > kMaxThreads)
+      throw InvalidArgument("n_threads: expected an integer in [1, " + std::to_string(kMaxThreads) +
+                            "], got " + std::to_string(n));
     py::gil_scoped_release nogil;  // waits for a step in flight on another thread
-    ThreadPool::instance().set_size(n);
+    ThreadPool::instance().set_size(static_cast<int>(n));
   }, py::arg("n"), "Threads the engine uses (its own pool; OpenBLAS runs inside it).");
   m.def("get_num_threads", [] { return ThreadPool::instance().size(); });
+  m.attr("max_threads") = kMaxThreads;  // set_num_threads' upper bound
   m.def("supported_isas", &supported_cpu_isas, "Kernel variants this CPU runs, best first.");
   m.def("preferred_blas_coretype", &preferred_blas_coretype,
         "OpenBLAS core type to ask for on this CPU ('' = OpenBLAS's own choice); measures the "
@@ -127,9 +131,24 @@ PYBIND11_MODULE(_engine, m) {
         return param_view(self, n.state(k), n.n_params(), n.dtype(), true);
       }, py::arg("k"))
       .def_readwrite("seed", &Network::seed)
-      .def_readwrite("optimizer_steps", &Network::optimizer_steps)
-      .def_readwrite("noise_steps", &Network::noise_steps)
-      .def_readwrite("epochs", &Network::epochs)
+      .def_property("optimizer_steps", [](const Network& n) { return n.optimizer_steps; },
+                    [](Network& n, std::int64_t v) {
+                      check_range("optimizer_steps", v, 0, kMaxCounter);
+                      Guard g(n);
+                      n.optimizer_steps = v;
+                    })
+      .def_property("noise_steps", [](const Network& n) { return n.noise_steps; },
+                    [](Network& n, std::int64_t v) {
+                      check_range("noise_steps", v, 0, kMaxCounter);
+                      Guard g(n);
+                      n.noise_steps = v;
+                    })
+      .def_property("epochs", [](const Network& n) { return n.epochs; },
+                    [](Network& n, std::int64_t v) {
+                      check_range("epochs", v, 0, kMaxCounter);
+                      Guard g(n);
+                      n.epochs = v;
+                    })
       .def("set_optimizer", [](Network& n, const std::string& kind, double lr, double momentum,
                                double beta1, double beta2, double eps) {
              const OptimizerConfig o = optimizer_config(kind, lr, momentum, beta1, beta2, eps);

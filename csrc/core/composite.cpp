@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/errors.hpp"
+#include "core/limits.hpp"
 #include "core/philox.hpp"
 
 namespace fusedae {
@@ -13,7 +14,17 @@ namespace {
 
 void check_widths(const std::vector<std::int64_t>& widths, const char* name) {
   for (auto w : widths)
-    if (w < 1) throw InvalidArgument(std::string(name) + ": every width must be >= 1");
+    if (w < 1 || w > kMaxDim)
+      throw InvalidArgument(std::string(name) + ": every width must be in [1, 2^31), got " +
+                            std::to_string(w));
+}
+
+// A width of a layer the model builds from two of its arguments (e.g. the
+// encoder's input D + C): the sum must be a valid width too.
+void check_sum(const char* name, std::int64_t a, std::int64_t b) {
+  if (a + b > kMaxDim)  // a, b < 2^31 here: no overflow
+    throw InvalidArgument(std::string(name) + ": " + std::to_string(a) + " + " +
+                          std::to_string(b) + " is wider than a layer may be (2^31-1)");
 }
 
 // Carves `count` arrays of the given element counts out of one block.
@@ -40,9 +51,12 @@ bool elementwise(Activation a) { return a != Activation::Softmax; }
 // ---------------------------------------------------------------- the VAE
 
 void VaeConfig::validate() const {
-  if (n_features < 1) throw InvalidArgument("n_features: expected an integer >= 1");
-  if (n_latent < 1) throw InvalidArgument("n_latent: expected an integer >= 1");
-  if (n_conditions < 0) throw InvalidArgument("n_conditions: expected an integer >= 0");
+  check_range("n_features", n_features, 1, kMaxDim);
+  // The encoder's output is [mu | log sigma^2], 2Z wide.
+  check_range("n_latent", n_latent, 1, kMaxDim / 2);
+  check_range("n_conditions", n_conditions, 0, kMaxDim);
+  check_sum("n_features, n_conditions", n_features, n_conditions);
+  check_sum("n_latent, n_conditions", n_latent, n_conditions);
   check_widths(hidden, "hidden");
   if (!elementwise(activation) || !elementwise(output_activation))
     throw InvalidArgument("activation: 'softmax' is not available in a VAE");
@@ -95,8 +109,19 @@ void Vae::set_optimizer(const OptimizerConfig& opt) {
 }
 
 void Vae::reserve(std::int64_t rows) {
+  // Both networks' workspaces and the model's own row buffers, checked before
+  // either network is touched (a step must not fail half-way).
+  enc_->check_rows(rows, "X");
+  dec_->check_rows(rows, "X");
   if (rows <= capacity_) return;
   const std::int64_t D = cfg_.n_features, Z = cfg_.n_latent, C = cfg_.n_conditions;
+  {
+    const double r = static_cast<double>(rows), d = static_cast<double>(D),
+                 z = static_cast<double>(Z), c = static_cast<double>(C);
+    const double bytes = r * (2 * d + 6 * z + 3 * c + 1) * static_cast<double>(dtype_size(cfg_.dtype)) +
+                         enc_->workspace_bytes(rows) + dec_->workspace_bytes(rows);
+    check_allocation("X", std::to_string(rows) + " rows in this VAE", bytes);
+  }
   carve(storage_, cfg_.dtype,
         {rows * (D + C), rows * D, rows * C + 1, rows * Z, rows * Z, rows * (Z + C),
          rows * (Z + C), rows * 2 * Z},
@@ -292,8 +317,8 @@ VaeEpoch Vae::fit_epoch(const MatrixView& x, const MatrixView* y, std::int64_t b
 // ---------------------------------------------------------------- the GAN
 
 void GanConfig::validate() const {
-  if (n_latent < 1) throw InvalidArgument("n_latent: expected an integer >= 1");
-  if (n_features < 1) throw InvalidArgument("n_features: expected an integer >= 1");
+  check_range("n_latent", n_latent, 1, kMaxDim);
+  check_range("n_features", n_features, 1, kMaxDim);
   check_widths(g_hidden, "g_hidden");
   check_widths(d_hidden, "d_hidden");
   if (!elementwise(g_activation) || !elementwise(g_output_activation) ||
@@ -347,9 +372,24 @@ void Gan::set_optimizers(const OptimizerConfig& g, const OptimizerConfig& d) {
   d_->set_optimizer(d);
 }
 
-void Gan::reserve(std::int64_t rows) {
+void Gan::reserve(std::int64_t rows, const char* name) {
+  // A discriminator step stacks `rows` generated rows under as many real
+  // ones: 2·rows must still be a 32-bit row count.
+  if (rows < 1 || rows > kMaxDim / 2)
+    throw InvalidArgument(std::string(name) + ": expected between 1 and 2^30-1 rows, got " +
+                          std::to_string(rows));
+  g_->check_rows(rows, name);
+  d_->check_rows(2 * rows, name);
   if (rows <= capacity_) return;
   const std::int64_t D = cfg_.n_features, Z = cfg_.n_latent;
+  {
+    const double r = static_cast<double>(rows);
+    const double bytes =
+        r * (static_cast<double>(Z) + 3.0 * static_cast<double>(D) + 2.0) *
+            static_cast<double>(dtype_size(cfg_.dtype)) +
+        g_->workspace_bytes(rows) + d_->workspace_bytes(2 * rows);
+    check_allocation(name, std::to_string(rows) + " rows in this GAN", bytes);
+  }
   carve(storage_, cfg_.dtype, {rows * Z, 2 * rows * D, 2 * rows, rows * D},
         {&z_, &stacked_, &targets_, &d_fake_});
   capacity_ = rows;
@@ -395,15 +435,13 @@ double Gan::g_step(const T* z, std::int64_t m, bool update) {
 
 double Gan::discriminator_step(const MatrixView& real) {
   check_matrix(real, "X", cfg_.dtype, cfg_.n_features, true);
-  reserve(real.rows);
+  reserve(real.rows, "X");
   if (cfg_.dtype == DType::Float32) return d_step(static_cast<const float*>(real.data), real.rows);
   return d_step(static_cast<const double*>(real.data), real.rows);
 }
 
 double Gan::generator_step(std::int64_t rows) {
-  if (rows < 1 || rows > std::numeric_limits<int>::max())
-    throw InvalidArgument("batch_size: expected an integer in [1, 2^31)");
-  reserve(rows);
+  reserve(rows, "batch_size");
   const auto stream = static_cast<std::uint32_t>(latent_steps++);
   if (cfg_.dtype == DType::Float32) {
     philox::normal(seed, stream, rows * cfg_.n_latent, static_cast<float*>(z_));
@@ -415,7 +453,7 @@ double Gan::generator_step(std::int64_t rows) {
 
 double Gan::generator_loss_and_gradient(const MatrixView& z) {
   check_matrix(z, "Z", cfg_.dtype, cfg_.n_latent, true);
-  reserve(z.rows);
+  reserve(z.rows, "Z");
   if (cfg_.dtype == DType::Float32) return g_step(static_cast<const float*>(z.data), z.rows, false);
   return g_step(static_cast<const double*>(z.data), z.rows, false);
 }
@@ -428,7 +466,7 @@ GanEpoch Gan::fit_epoch(const MatrixView& x, std::int64_t batch_size, int d_per_
   if (!train_d && !train_g) throw InvalidArgument("train_d, train_g: nothing to train");
   const std::int64_t rows = x.rows, bs = batch_size < rows ? batch_size : rows;
   const std::int64_t D = cfg_.n_features;
-  reserve(bs);
+  reserve(bs, "batch_size");
   if (shuffle) {
     perm_.resize(static_cast<std::size_t>(rows));
     philox::permutation(seed, static_cast<std::uint32_t>(epochs), rows, perm_.data());

@@ -146,7 +146,8 @@ class Gan {
  private:
   template <class T> double d_step(const T* real, std::int64_t rows);
   template <class T> double g_step(const T* z, std::int64_t rows, bool update);
-  void reserve(std::int64_t rows);
+  // Checks (naming `name`) and grows the row buffers and both networks' workspaces.
+  void reserve(std::int64_t rows, const char* name);
 
   GanConfig cfg_;
   std::unique_ptr<Network> g_, d_;

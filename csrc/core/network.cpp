@@ -6,9 +6,14 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 #include "core/errors.hpp"
+#include "core/limits.hpp"
+#include "cpu/thread_pool.hpp"
 
 namespace fusedae {
 
@@ -26,6 +31,38 @@ void* aligned_zeros(std::size_t bytes) {
 }
 
 }  // namespace
+
+double physical_memory_bytes() {
+  static const double bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return 70368744177664.0;  // 2^46: unknown
+    return static_cast<double>(pages) * static_cast<double>(page);
+  }();
+  return bytes;
+}
+
+std::string format_bytes(double bytes) {
+  std::ostringstream o;
+  o.precision(3);
+  if (bytes >= 1099511627776.0) o << bytes / 1099511627776.0 << " TiB";
+  else if (bytes >= 1073741824.0) o << bytes / 1073741824.0 << " GiB";
+  else o << bytes / 1048576.0 << " MiB";
+  return o.str();
+}
+
+void check_allocation(const std::string& name, const std::string& what, double bytes) {
+  const double limit = physical_memory_bytes();
+  if (!(bytes <= limit))
+    throw InvalidArgument(name + ": " + what + " would need " + format_bytes(bytes) +
+                          ", more than this machine's memory (" + format_bytes(limit) + ")");
+}
+
+void check_range(const std::string& name, std::int64_t v, std::int64_t lo, std::int64_t hi) {
+  if (v < lo || v > hi)
+    throw InvalidArgument(name + ": expected an integer in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "], got " + std::to_string(v));
+}
 
 Activation parse_activation(const std::string& s) {
   if (s == "sigmoid") return Activation::Sigmoid;
@@ -70,8 +107,20 @@ void NetworkConfig::validate() const {
                           " entries, got " + std::to_string(sizes.size()));
   // BLAS takes 32-bit dimensions (scipy-openblas32).
   for (auto n : sizes)
-    if (n < 1 || n > std::numeric_limits<int>::max())
+    if (n < 1 || n > kMaxDim)
       throw InvalidArgument("sizes: every width must be in [1, 2^31), got " + std::to_string(n));
+  // Parameters, gradients and two optimizer moments, each n_params long;
+  // estimated in floating point first, so that no product can overflow.
+  double params = 0.0;
+  for (int l = 1; l <= L; ++l)
+    params += (static_cast<double>(sizes[l - 1]) + 1.0) * static_cast<double>(sizes[l]);
+  if (params * static_cast<double>(dtype_size(dtype)) * 4.0 > physical_memory_bytes()) {
+    std::ostringstream what;
+    what.precision(4);
+    what << "a network of " << params << " parameters (their gradients and optimizer state "
+         << "included)";
+    check_allocation("sizes", what.str(), params * static_cast<double>(dtype_size(dtype)) * 4.0);
+  }
   if (loss == Loss::BinaryCrossEntropy && activations.back() != Activation::Sigmoid)
     throw InvalidArgument("loss: 'binary_cross_entropy' needs a sigmoid output activation");
   if (loss == Loss::CategoricalCrossEntropy && activations.back() != Activation::Softmax)
@@ -158,8 +207,38 @@ void Network::free_workspace() {
   owned_.clear();
 }
 
+double Network::workspace_bytes(std::int64_t rows) const {
+  // What reserve_rows, reserve_batch, reserve_permutation and reserve_threads
+  // allocate for `rows` rows, in floating point (no overflow).
+  const double r = static_cast<double>(rows), es = static_cast<double>(dtype_size(cfg_.dtype));
+  double hidden = 0.0, hidden_max = 1.0;
+  for (int l = 1; l < L_; ++l) {
+    hidden += static_cast<double>(n_[l]);
+    hidden_max = std::max(hidden_max, static_cast<double>(n_[l]));
+  }
+  const double n0 = static_cast<double>(n_[0]), nl = static_cast<double>(n_[L_]);
+  double elems = r * (hidden + nl + 2.0 * hidden_max) + r * (n0 + nl);
+  double bytes = elems * es + 8.0 * r;
+  if (rows <= kSparseMaxRows && n0 * static_cast<double>(n_[1]) >= kSparseMinWeights) {
+    bytes += r * n0 * (2.0 * es + 8.0) + 8.0 * (r + n0);
+    bytes += static_cast<double>(ThreadPool::instance().size()) * std::max(n0, r) * 64.0 * es;
+  }
+  return bytes;
+}
+
+void Network::check_rows(std::int64_t rows, const char* name) const {
+  if (rows < 1 || rows > kMaxDim)
+    throw InvalidArgument(std::string(name) + ": expected between 1 and 2^31-1 rows, got " +
+                          std::to_string(rows));
+  const double bytes = workspace_bytes(rows);
+  if (bytes > physical_memory_bytes())
+    check_allocation(name, std::to_string(rows) + " rows in this network (rows x layer widths of "
+                     "working memory)", bytes);
+}
+
 void Network::reserve_rows(std::int64_t rows) {
   if (rows <= rows_capacity_) return;
+  check_rows(rows, "X");
   free_workspace();
   const std::size_t es = dtype_size(cfg_.dtype);
   auto take = [&](std::int64_t elems) {

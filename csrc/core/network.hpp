@@ -110,6 +110,13 @@ class Network {
 
   std::mutex& mutex() { return mutex_; }
 
+  // Throws InvalidArgument naming `name` unless a call on `rows` rows is
+  // possible: 1 <= rows < 2^31 and the row workspace it needs fits in the
+  // machine's memory. Ops check this before they allocate or change anything.
+  void check_rows(std::int64_t rows, const char* name) const;
+  // Bytes of row workspace (every per-row buffer) a call on `rows` rows needs.
+  double workspace_bytes(std::int64_t rows) const;
+
   // --- ops (one call each; the bindings release the GIL around them). Each
   // checks its arguments (shapes, dtype, device, contiguity, finite values,
   // options) and throws InvalidArgument naming the bad one before any work.

@@ -25,16 +25,17 @@ constexpr int kSpinPolls = 1 << 16;
 
 int default_thread_count() {
   if (const char* env = std::getenv("FUSEDAE_NUM_THREADS")) {
-    const int n = std::atoi(env);
-    if (n >= 1) return n;
+    // strtol, not atoi: an out-of-range value is not undefined behaviour.
+    const long n = std::strtol(env, nullptr, 10);
+    if (n >= 1) return n < kMaxThreads ? static_cast<int>(n) : kMaxThreads;
   }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
     const int n = CPU_COUNT(&set);
-    if (n >= 1) return n;
+    if (n >= 1) return n < kMaxThreads ? n : kMaxThreads;
   }
   const unsigned hw = std::thread::hardware_concurrency();
-  return hw ? static_cast<int>(hw) : 1;
+  return hw ? (hw < static_cast<unsigned>(kMaxThreads) ? static_cast<int>(hw) : kMaxThreads) : 1;
 }
 
 ThreadPool& ThreadPool::instance() {
@@ -83,6 +84,7 @@ void ThreadPool::stop_workers() {
 
 void ThreadPool::set_size(int n) {
   if (n < 1) n = 1;
+  if (n > kMaxThreads) n = kMaxThreads;
   std::lock_guard<std::mutex> lk(run_mutex_);
   if (n == size_ && static_cast<int>(threads_.size()) == n - 1) return;
   stop_workers();

@@ -14,6 +14,10 @@
 
 namespace fusedae {
 
+// Threads a pool may have: far more than any CPU this runs on has cores, far
+// fewer than would exhaust the process's threads (each has its own stack).
+constexpr int kMaxThreads = 1024;
+
 class ThreadPool {
  public:
   using Task = void (*)(void* ctx, int tid, int nthreads);
@@ -21,7 +25,7 @@ class ThreadPool {
   static ThreadPool& instance();
 
   int size() const { return size_; }
-  void set_size(int n);  // threads including the caller; n >= 1
+  void set_size(int n);  // threads including the caller; clamped to [1, kMaxThreads]
 
   // Runs task(ctx, tid, n) on every thread of the pool, n = size(), the
   // caller being tid 0; returns when all are done. Concurrent callers take
@@ -65,6 +69,7 @@ class ThreadPool {
   std::atomic<std::uint64_t> barrier_generation_{0};
 };
 
+// FUSEDAE_NUM_THREADS, else the CPUs this process may use; in [1, kMaxThreads].
 int default_thread_count();
 
 }  // namespace fusedae
