@@ -245,7 +245,8 @@ def first_params_array(meta):
     (lambda m, f: m.update(format_version=2), "format_version 2 is not supported"),
     (lambda m, f: m.update(format="something-else"), "not a fusedae model file"),
     (lambda m, f: m.update(**{"class": "os.system"}), "class 'os.system' is not a fusedae"),
-    (lambda m, f: m["params"]["v"].update(n_hidden=-3), "n_hidden: expected a positive"),
+    (lambda m, f: m["state"]["v"]["_fit_params"]["v"].update(n_hidden=-3),
+     "n_hidden: expected a positive"),
     (lambda m, f: m["state"]["v"]["_fit_params"]["v"].update(n_hidden=7),
      "does not match the hyperparameter the fit ran with"),
     (lambda m, f: m["state"]["v"]["_fit_params"]["v"].pop("epochs"), "_fit_params must hold"),
@@ -287,6 +288,11 @@ def test_hyperparameters_changed_after_fit_save_and_load(saved, digits):
     assert back.get_params()["n_hidden"] == 9 and back.n_iter_ == model.n_iter_
     np.testing.assert_array_equal(back.predict(X), model.predict(X))
     assert back.fit(X).transform(X).shape == (len(X), 9)
+    model.set_params(activation="softmax")  # invalid: the next fit would say so
+    model.save(path)
+    back = fusedae.load(path)
+    with pytest.raises(ValueError, match="activation: expected one of"):
+        back.fit(X)
 
 
 def test_deep_or_foreign_zip_content_is_refused(saved):

@@ -153,7 +153,7 @@ class NetworkEstimator(BaseEstimator):
             "dtype": v.check_dtype(self.dtype),
         }
         if self.n_threads is not None:
-            v.check_int("n_threads", self.n_threads)
+            v.check_int("n_threads", self.n_threads, high=engine.max_threads)
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle: expected a bool, got {self.shuffle!r}")
         p["early_stopping"] = check_early_stopping(self)
@@ -174,14 +174,16 @@ class NetworkEstimator(BaseEstimator):
             raise ValueError(f"random_state: expected None, an int or a RandomState, "
                              f"got {rs!r}") from None
 
-    def _build(self, n_in, n_out, p):
+    def _build(self, n_in, n_out, p, seed=None):
         """A freshly initialised network for ``n_in`` inputs and ``n_out`` outputs."""
         sizes, acts, loss, sparse_layer = self._layout(n_in, n_out, p)
         sparse = sparse_layer > 0
         net = engine.Network(sizes, acts, loss, p["dtype"], p["weight_decay"], sparse_layer,
                              p["sparsity_target"] if sparse else 0.05,
                              p["sparsity_weight"] if sparse else 0.0)
-        net.init_params(self._seed())
+        # seed: given when a saved state is restored (its parameters overwrite
+        # the initial ones; the current random_state may have changed since).
+        net.init_params(self._seed() if seed is None else seed)
         if p["optimizer"] != "lbfgs":
             net.set_optimizer(p["optimizer"], p["learning_rate"], momentum=p["momentum"],
                               beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
@@ -393,7 +395,7 @@ class NetworkEstimator(BaseEstimator):
         saved = state.pop("_net_state", None)
         self.__dict__.update(state)
         if saved is not None:
-            self._build(saved["sizes"][0], saved["sizes"][-1], self._params_used)
+            self._build(saved["sizes"][0], saved["sizes"][-1], self._params_used, seed=0)
             self.__dict__.update(state)  # _build resets curves and counters; the saved win
             restore_network(self._net, saved)
 

@@ -343,11 +343,14 @@ def _check_state(est, state):
     if not isinstance(used, dict):
         raise ModelFileError("state: _params_used must be a mapping")
     # The fit ran with the hyperparameters it recorded in _fit_params; the
-    # current ones (est's) may have been changed since by set_params and are
-    # checked apart, by constructing est.
-    est._checked_params()
+    # current ones (est's) may have been changed since by set_params.
+    # (Current hyperparameters are not validated, as a constructor does not
+    # validate them: set_params may store anything and the next fit says what
+    # is wrong. Only the ones the networks were built with must be valid.)
     fit_params = state.get("_fit_params")
-    if fit_params is not None:
+    if fit_params is None:
+        est._checked_params()
+    else:
         if not isinstance(fit_params, dict) or set(fit_params) != set(est.get_params()):
             raise ModelFileError("state: _fit_params must hold the estimator's "
                                  "hyperparameters")
@@ -438,6 +441,16 @@ def _check_fitted_model(est):
         if key in est.__dict__ and not ok(est.__dict__[key]):
             raise ModelFileError(f"state: {key} = {est.__dict__[key]!r:.80} is not what a "
                                  "fit leaves there")
+    # The probe must not depend on hyperparameters changed after the fit
+    # (n_threads is the only one inference reads).
+    threads, est.n_threads = est.n_threads, None
+    try:
+        _probe(est)
+    finally:
+        est.n_threads = threads
+
+
+def _probe(est):
     from .classifier import Classifier
     from .gan import GAN
     from .generator import Generator

@@ -121,16 +121,16 @@ class GAN(NetworkEstimator, BaseEstimator):
             "loss": v.check_choice("loss", self.loss, _GAN_LOSSES),
         }
         if self.n_threads is not None:
-            v.check_int("n_threads", self.n_threads)
+            v.check_int("n_threads", self.n_threads, high=engine.max_threads)
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle: expected a bool, got {self.shuffle!r}")
         return p
 
-    def _build_gan(self, n_features, p):
+    def _build_gan(self, n_features, p, seed=None):
         model = engine.GAN(p["n_latent"], n_features, list(p["g_hidden"]), list(p["d_hidden"]),
                            p["g_activation"], p["g_output_activation"], p["d_activation"],
                            p["dtype"], p["weight_decay"], p["loss"] == "minimax")
-        model.init_params(self._seed())
+        model.init_params(self._seed() if seed is None else seed)  # seed: see _build
         model.set_optimizers(p["optimizer"], p["g_learning_rate"], p["d_learning_rate"],
                              momentum=p["beta1"], beta1=p["beta1"])
         self._model = model
@@ -308,7 +308,7 @@ class GAN(NetworkEstimator, BaseEstimator):
         saved = state.pop("_model_state", None)
         self.__dict__.update(state)
         if saved is not None:
-            self._build_gan(saved["n_features"], self._params_used)
+            self._build_gan(saved["n_features"], self._params_used, seed=0)
             self.__dict__.update(state)  # the saved counters and curves win
             for net, s in zip((self._model.generator, self._model.discriminator), saved["nets"]):
                 restore_network(net, s)

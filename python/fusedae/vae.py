@@ -120,11 +120,11 @@ class VAE(TransformerMixin, NetworkEstimator):
             raise ValueError("loss: 'binary_cross_entropy' needs output_activation='sigmoid'")
         return p
 
-    def _build_vae(self, n_features, n_conditions, p):
+    def _build_vae(self, n_features, n_conditions, p, seed=None):
         model = engine.VAE(n_features, p["n_latent"], list(p["hidden"]), p["activation"],
                            p["output_activation"], p["loss"], p["dtype"], p["weight_decay"],
                            n_conditions)
-        model.init_params(self._seed())
+        model.init_params(self._seed() if seed is None else seed)  # seed: see _build
         model.set_optimizer(p["optimizer"], p["learning_rate"], momentum=p["momentum"],
                             beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
         self._model = model
@@ -349,7 +349,8 @@ class VAE(TransformerMixin, NetworkEstimator):
         saved = state.pop("_model_state", None)
         self.__dict__.update(state)
         if saved is not None:
-            self._build_vae(saved["n_features"], self._n_conditions_of_state(), self._params_used)
+            self._build_vae(saved["n_features"], self._n_conditions_of_state(), self._params_used,
+                            seed=0)
             self.__dict__.update(state)  # the saved counters and curves win
             for net, s in zip((self._model.encoder, self._model.decoder), saved["nets"]):
                 restore_network(net, s)
