@@ -15,6 +15,11 @@ def rel_err(actual, expected):
 # per array): float64 to rounding, float32 against a float64 reference run on
 # the same float32 inputs.
 TOL = {"float64": 1e-10, "float32": 1e-5}
+# Parameters after several Adam steps (whole epochs), float32 against the float64
+# reference: each step divides by sqrt(v), which magnifies float32 rounding in
+# the gradients of parameters whose v is small (1.08e-5 seen in one run over
+# 2 epochs; tests/test_engine.py::test_fit_epoch_supervised_softmax_matches_reference).
+TOL_TRAJECTORY = {"float64": 1e-10, "float32": 5e-5}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ a float64 reference fed the same float32 numbers).
 import numpy as np
 import pytest
 
-from conftest import TOL, rel_err
+from conftest import TOL, TOL_TRAJECTORY, rel_err
 from fusedae._native import engine
 from fusedae.reference import mlp, optim, philox
 from fusedae.reference.ops import ACTIVATIONS
@@ -281,7 +281,10 @@ def test_fit_epoch_supervised_softmax_matches_reference(sizes, rows, batch, dtyp
         ref_loss = sum(l * n for l, n in parts) / rows
         assert (steps, diverged) == (len(parts), False)
         assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
-    assert rel_err(net.params, mlp.flatten(Ws, bs)) <= TOL[dtype]
+    # Parameters after 2 epochs of Adam: Adam divides each step by sqrt(v), so
+    # float32 rounding in a gradient with a small v moves that parameter by up
+    # to lr per step; the trajectory tolerance is wider than one step's.
+    assert rel_err(net.params, mlp.flatten(Ws, bs)) <= TOL_TRAJECTORY[dtype]
 
 
 @pytest.mark.parametrize("isa", ISAS)
