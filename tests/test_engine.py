@@ -232,12 +232,19 @@ def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, lev
                          1, 0.2, 0.5, isa=isa)
     net.init_params(seed)
     lr = 1e-2 * min(1.0, 64 / sizes[0])
-    net.set_optimizer("adam", lr)
+    # Adam in float64, where the comparison is to rounding. In float32 Adam's
+    # division by sqrt(v) magnifies rounding in the gradients of parameters
+    # whose v is tiny (the 10-6-10 net drifted to 1.6e-4 with some inputs), so
+    # the float32 epochs run SGD, which checks the same shuffles, batches and
+    # noise without that amplification; float32 Adam steps are compared one at
+    # a time in test_train_steps.
+    kind_opt = "adam" if dtype == "float64" else "sgd"
+    net.set_optimizer(kind_opt, lr if kind_opt == "adam" else 10 * lr)
     X = rng.uniform(0, 1, (rows, sizes[0]))
     X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
     theta = net.params.astype(np.float64)
     Ws, bs = mlp.unflatten(theta, spec)
-    ref_opt = optim.Adam(lr)
+    ref_opt = optim.Adam(lr) if kind_opt == "adam" else optim.SGD(10 * lr)
     noise_step = 0
     steps_per_epoch = -(-rows // batch)
     for epoch in range(2):
