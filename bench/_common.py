@@ -40,14 +40,9 @@ def mnist_like(batch, dim, seed):
 
 def cpu_model():
     """The 'model name' line of /proc/cpuinfo (or platform's guess)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    ensure_fusedae_importable()
+    from fusedae.cli import cpu_model as model
+    return model()
 
 
 def machine_info():

@@ -3,6 +3,15 @@ import os
 import tempfile
 
 
+def check_path(path, name="path"):
+    """``path`` as a str: a str or any os.PathLike, else TypeError naming it."""
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name}: expected a str or os.PathLike, got "
+                        f"{type(path).__name__}") from None
+
+
 def write_atomically(path, data):
     """Write ``data`` (bytes) to ``path`` via a temporary file renamed into place.
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._files import check_path as _check_path
 from ._files import write_atomically
 
 if TYPE_CHECKING:
@@ -190,12 +191,6 @@ def save(estimator, path):
     return path
 
 
-def _check_path(path):
-    import os
-    try:
-        return os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
 
 
 def _version():

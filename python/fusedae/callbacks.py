@@ -32,12 +32,9 @@ class Checkpoint:
     """
 
     def __init__(self, path: str | os.PathLike[str], every: int = 1):
+        from ._files import check_path
         from ._validation import check_int
-        try:
-            self.path = os.fspath(path)
-        except TypeError:
-            raise TypeError(f"path: expected a str or os.PathLike, got "
-                            f"{type(path).__name__}") from None
+        self.path = check_path(path)
         self.every = check_int("every", every)
         self.saved: list[str] = []
 

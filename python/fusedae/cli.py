@@ -1327,7 +1327,7 @@ def _cmd_bench(args):
         report = {
             "fusedae_version": _version(),
             "timestamp": datetime.datetime.now().astimezone().isoformat(),
-            "machine": {"cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+            "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(),
                         "platform": platform.platform(), "python": platform.python_version(),
                         "numpy": np.__version__},
             "engine": {"isa": isa, "supported_isas": list(engine.supported_isas()),
@@ -1453,7 +1453,8 @@ def _bench_workload(D, N, B, reps, seconds, warm_seconds):
     return out
 
 
-def _cpu_model():
+def cpu_model():
+    """The CPU's name (/proc/cpuinfo's 'model name', or platform's guess)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
