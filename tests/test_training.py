@@ -120,10 +120,16 @@ def test_ctrl_c_stops_between_epochs_leaves_a_usable_model_and_resumes_exactly(
     args = (X, y) if supervised else (X,)
     whole = make().fit(*args)
     model = make()
-    with pytest.raises(KeyboardInterrupt, match="interrupted after epoch 3"):
-        model.fit(*args, callbacks=interrupt_at(3))
+    # Python's own handler, whatever the test runner inherited (a shell's
+    # background job starts with SIGINT ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="interrupted after epoch 3"):
+            model.fit(*args, callbacks=interrupt_at(3))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert model.n_iter_ == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     if hasattr(model, "mean_activation_"):
         assert model.mean_activation_.shape == (8,)
     sample = model.sample(2, y=1) if supervised else (
@@ -135,6 +141,17 @@ def test_ctrl_c_stops_between_epochs_leaves_a_usable_model_and_resumes_exactly(
         assert model.history_ == whole.history_
     else:
         assert model.loss_curve_ == whole.loss_curve_
+
+
+def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it_during_fit(digits):
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        model = fusedae.Autoencoder(4, epochs=4, random_state=0)
+        model.fit(digits[0], callbacks=interrupt_at(2))  # the signal is ignored
+        assert model.n_iter_ == 4
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_verbose_shows_a_progress_bar_and_quiet_shows_nothing(digits, capsys):

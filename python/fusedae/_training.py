@@ -38,7 +38,7 @@ def deferred_interrupt() -> Iterator[dict[str, bool]]:
     Instead the first Ctrl-C only sets a flag; the loop stops after the
     epoch in flight, finishes the model and then raises KeyboardInterrupt.
     A second Ctrl-C gets the previous handler (normally an immediate
-    KeyboardInterrupt). Only the main thread may install signal handlers;
+    KeyboardInterrupt). A process that ignores SIGINT keeps ignoring it. Only the main thread may install signal handlers;
     elsewhere the loop runs without this and Python's own handling applies.
     """
     flag = {"set": False}
@@ -46,6 +46,9 @@ def deferred_interrupt() -> Iterator[dict[str, bool]]:
         yield flag
         return
     previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # the process ignores Ctrl-C: so does fit
+        yield flag
+        return
 
     def on_interrupt(signum, frame):
         flag["set"] = True
