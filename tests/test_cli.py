@@ -440,7 +440,13 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, capsys, monkeypatch, d
 
     monkeypatch.setattr(Autoencoder, "_one_epoch", press_ctrl_c)
     out = tmp_path / "stopped"
-    code, _, err = run(["train", "sparse", *common, "--out", out], capsys)
+    # Python's own handler, whatever the runner inherited (a background job
+    # starts with SIGINT ignored, and fit then leaves it ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _, err = run(["train", "sparse", *common, "--out", out], capsys)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     monkeypatch.undo()
     assert code == 130
     assert "interrupted after epoch 2" in err and "--resume" in err
