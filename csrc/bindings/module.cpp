@@ -68,6 +68,13 @@ PYBIND11_MODULE(_engine, m) {
         "OpenBLAS core type to ask for on this CPU ('' = OpenBLAS's own choice); measures the "
         "256- and 512-bit FMA rates (a few milliseconds).");
 
+  m.def("fma_rates", [] {
+    py::dict out;
+    for (const auto& [bits, rate] : fma_rates()) out[py::int_(bits)] = rate;
+    return out;
+  }, "Single-precision flop/s of one core with 256- and 512-bit FMAs, measured on the calling "
+     "thread ({bits: flop/s}; a few milliseconds). The CPU's FMA ceiling per core.");
+
   m.def("philox4x32", [](py::array_t<std::uint32_t, py::array::c_style | py::array::forcecast> ctr,
                          std::uint64_t seed) {
     if (ctr.ndim() != 2 || ctr.shape(1) != 4)

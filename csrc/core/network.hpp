@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.hpp"
@@ -247,5 +248,8 @@ std::vector<std::string> supported_cpu_isas();  // best first
 // "Haswell" where 512-bit FMAs run at the 256-bit rate (OpenBLAS's AVX2
 // kernels are then faster than its AVX-512 ones), "" otherwise.
 std::string preferred_blas_coretype();
+// Single-precision flop/s one core retires with 256- and 512-bit FMAs
+// (vector bits, rate), measured on the calling thread; empty off x86-64.
+std::vector<std::pair<int, double>> fma_rates();
 
 }  // namespace fusedae

@@ -53,6 +53,17 @@ std::string preferred_blas_coretype() {
   return "";
 }
 
+std::vector<std::pair<int, double>> fma_rates() {
+  std::vector<std::pair<int, double>> out;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    out.emplace_back(256, cpu::fma_rate_256());
+  if (__builtin_cpu_supports("avx512f")) out.emplace_back(512, cpu::fma_rate_512());
+#endif
+  return out;
+}
+
 std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa) {
   const auto supported = supported_cpu_isas();
   std::string pick = isa == "auto" ? supported.front() : isa;
