@@ -375,19 +375,45 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 }
 
 // Lists the nonzeros of rows [r0, r1) of x (n0 columns) in column order: row
-// m's entries run from m·n0 to end[m].
+// m's entries run from m·n0 to end[m]. Branch-free: on these inputs a branch
+// per entry is mispredicted about every third entry, which made this listing
+// cost as much as the product it serves. Each chunk (or entry) is written at
+// p whatever it holds and p advances by its nonzero count; p <= m·n0 + k, so
+// no write leaves row m's region.
 template <class T>
 static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t n0,
                               T* val, std::int32_t* col, std::int64_t* end) {
   for (std::int64_t m = r0; m < r1; ++m) {
     const T* row = x + m * n0;
     std::int64_t p = m * n0;
-    for (std::int64_t k = 0; k < n0; ++k) {
-      if (row[k] != T(0)) {
-        val[p] = row[k];
-        col[p] = static_cast<std::int32_t>(k);
-        ++p;
+    std::int64_t k = 0;
+#ifdef __AVX512F__
+    if constexpr (sizeof(T) == 4) {
+      const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      for (; k + 16 <= n0; k += 16) {
+        const __m512 v = _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+        const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        const __m512i c = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(k)));
+        _mm512_storeu_ps(reinterpret_cast<float*>(val) + p, _mm512_maskz_compress_ps(nz, v));
+        _mm512_storeu_si512(col + p, _mm512_maskz_compress_epi32(nz, c));
+        p += __builtin_popcount(nz);
       }
+    } else {
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      for (; k + 8 <= n0; k += 8) {
+        const __m512d v = _mm512_loadu_pd(reinterpret_cast<const double*>(row) + k);
+        const __mmask8 nz = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+        const __m256i c = _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(k)));
+        _mm512_storeu_pd(reinterpret_cast<double*>(val) + p, _mm512_maskz_compress_pd(nz, v));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(col + p), _mm256_maskz_compress_epi32(nz, c));
+        p += __builtin_popcount(nz);
+      }
+    }
+#endif
+    for (; k < n0; ++k) {
+      val[p] = row[k];
+      col[p] = static_cast<std::int32_t>(k);
+      p += row[k] != T(0);
     }
     end[m] = p;
   }
