@@ -451,16 +451,91 @@ template <class T> struct Vec64 {
   static constexpr int lanes = static_cast<int>(64 / sizeof(T));
 };
 
+// One slab of sparse_times_dense (below): out[i, c0 : c0+cw] for i in
+// [i0, i1) from the slab (m_rows × C, zero-padded), with NV of its four
+// vectors live (the last slab of an N that is not a multiple of C needs fewer:
+// 196 columns are three full slabs and one of 4 columns, one vector wide).
+// The slab's rows are taken 128 at a time (32 KiB, within L1d: a whole slab
+// is L2-sized, and from L2 the loads, not the FMAs, set the pace); a block of
+// output rows keeps its sums in `acc` across those tiles and a cursor into
+// each row's (column-ordered) entries.
+template <class T, int NV>
+static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* end,
+                             std::int64_t stride, std::int64_t i0, std::int64_t i1,
+                             const T* slab, std::int64_t m_rows, std::int64_t cw, T* out,
+                             std::int64_t ldo) {
+  using V = typename Vec64<T>::type;
+  constexpr int W = Vec64<T>::lanes;
+  constexpr int C = 4 * W;
+  constexpr std::int64_t kTileRows = 128;
+  constexpr int kBlock = 32;
+  alignas(64) T acc[kBlock][C];
+  std::int64_t cur[kBlock];
+  for (std::int64_t ib = i0; ib < i1; ib += kBlock) {
+    const int nb = static_cast<int>(i1 - ib < kBlock ? i1 - ib : kBlock);
+    for (int r = 0; r < nb; ++r) cur[r] = (ib + r) * stride;
+    for (std::int64_t k0 = 0; k0 < m_rows; k0 += kTileRows) {
+      const std::int32_t k1 = static_cast<std::int32_t>(k0 + kTileRows < m_rows ? k0 + kTileRows
+                                                                                 : m_rows);
+      for (int r = 0; r < nb; ++r) {
+        V a[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          if (k0 == 0) a[v] = V{};
+          else std::memcpy(&a[v], &acc[r][v * W], sizeof(V));
+        }
+        // Two entries at a time into two sets of sums: one set is NV chains
+        // of dependent FMAs, too few to fill both FMA pipes at their latency.
+        V b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) b[v] = V{};
+        std::int64_t p = cur[r];
+        const std::int64_t stop = end[ib + r];
+        for (; p + 1 < stop && idx[p + 1] < k1; p += 2) {  // idx ascends: idx[p] < k1 too
+          const T x0 = val[p], x1 = val[p + 1];
+          const T* s0 = slab + static_cast<std::int64_t>(idx[p]) * C;
+          const T* s1 = slab + static_cast<std::int64_t>(idx[p + 1]) * C;
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) {
+            V u, w;
+            std::memcpy(&u, s0 + v * W, sizeof u);
+            std::memcpy(&w, s1 + v * W, sizeof w);
+            a[v] += x0 * u;
+            b[v] += x1 * w;
+          }
+        }
+        if (p < stop && idx[p] < k1) {
+          const T x = val[p];
+          const T* src = slab + static_cast<std::int64_t>(idx[p]) * C;
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) {
+            V u;
+            std::memcpy(&u, src + v * W, sizeof u);
+            a[v] += x * u;
+          }
+          ++p;
+        }
+        cur[r] = p;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          a[v] += b[v];
+          std::memcpy(&acc[r][v * W], &a[v], sizeof(V));
+        }
+      }
+    }
+    for (int r = 0; r < nb; ++r) std::memcpy(out + (ib + r - i0) * ldo, acc[r], sizeof(T) * cw);
+  }
+}
+
 // out[i, :] = Σ_{p in entries of i} val[p] · M[idx[p], :] for i in [i0, i1), M
 // having m_rows rows of N columns; entry lists start at i·stride and end at
-// end[i]. Columns go in slabs of four vectors (64 floats, 32 doubles), each
-// first copied, zero-padded, into `slab` (m_rows × 4 vectors).
+// end[i], in ascending idx. Columns go in slabs of four vectors (64 floats, 32
+// doubles), each first copied, zero-padded, into `slab` (m_rows × 4 vectors).
 template <class T>
 static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* end,
                                std::int64_t stride, std::int64_t i0, std::int64_t i1,
                                const T* M, std::int64_t m_rows, std::int64_t N, T* out,
                                std::int64_t ldo, T* slab) {
-  using V = typename Vec64<T>::type;
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
   for (std::int64_t c0 = 0; c0 < N; c0 += C) {
@@ -470,36 +545,12 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
       std::memcpy(dst, M + r * N + c0, sizeof(T) * cw);
       for (std::int64_t j = cw; j < C; ++j) dst[j] = T(0);
     }
-    for (std::int64_t i = i0; i < i1; ++i) {
-      V a0 = V{}, a1 = V{}, a2 = V{}, a3 = V{};
-      const std::int64_t stop = end[i];
-      for (std::int64_t p = i * stride; p < stop; ++p) {
-        const T x = val[p];
-        const T* src = slab + static_cast<std::int64_t>(idx[p]) * C;
-        V s0, s1, s2, s3;
-        std::memcpy(&s0, src, sizeof s0);
-        std::memcpy(&s1, src + W, sizeof s1);
-        std::memcpy(&s2, src + 2 * W, sizeof s2);
-        std::memcpy(&s3, src + 3 * W, sizeof s3);
-        a0 += x * s0;
-        a1 += x * s1;
-        a2 += x * s2;
-        a3 += x * s3;
-      }
-      T* o = out + (i - i0) * ldo + c0;
-      if (cw == C) {
-        std::memcpy(o, &a0, sizeof a0);
-        std::memcpy(o + W, &a1, sizeof a1);
-        std::memcpy(o + 2 * W, &a2, sizeof a2);
-        std::memcpy(o + 3 * W, &a3, sizeof a3);
-      } else {
-        T tmp[C];
-        std::memcpy(tmp, &a0, sizeof a0);
-        std::memcpy(tmp + W, &a1, sizeof a1);
-        std::memcpy(tmp + 2 * W, &a2, sizeof a2);
-        std::memcpy(tmp + 3 * W, &a3, sizeof a3);
-        std::memcpy(o, tmp, sizeof(T) * cw);
-      }
+    T* o = out + c0;
+    switch ((cw + W - 1) / W) {
+      case 1: slab_times_dense<T, 1>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo); break;
+      case 2: slab_times_dense<T, 2>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo); break;
+      case 3: slab_times_dense<T, 3>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo); break;
+      default: slab_times_dense<T, 4>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo);
     }
   }
 }
