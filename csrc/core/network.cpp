@@ -281,9 +281,17 @@ namespace {
 
 // No NaN or infinity: an exponent field of all ones marks both. An integer
 // OR-reduction vectorises (a floating-point sum would not, without
-// reassociation), so this costs a fraction of a step.
+// reassociation), so this costs a fraction of a step. This file is built for
+// the baseline x86-64; the clones give the check AVX2 and AVX-512 bodies,
+// picked at load time (on a W-tiny step the baseline's took 6% of the step).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FUSEDAE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FUSEDAE_CLONES
+#endif
+
 template <class T, class U>
-bool all_finite(const void* data, std::int64_t n, U exponent) {
+inline bool all_finite(const void* data, std::int64_t n, U exponent) {
   const T* p = static_cast<const T*>(data);
   U bad = 0;
   for (std::int64_t i = 0; i < n; ++i) {
@@ -292,6 +300,13 @@ bool all_finite(const void* data, std::int64_t n, U exponent) {
     bad |= U((u & exponent) == exponent);
   }
   return bad == 0;
+}
+
+FUSEDAE_CLONES bool all_finite_f32(const void* data, std::int64_t n) {
+  return all_finite<float>(data, n, std::uint32_t(0x7F800000u));
+}
+FUSEDAE_CLONES bool all_finite_f64(const void* data, std::int64_t n) {
+  return all_finite<double>(data, n, std::uint64_t(0x7FF0000000000000ull));
 }
 
 }  // namespace
@@ -320,9 +335,8 @@ void check_matrix(const MatrixView& m, const char* name, DType dtype, std::int64
   if (require_writeable && !m.writeable) throw InvalidArgument(n + ": expected a writeable array");
   if (require_finite) {
     const std::int64_t count = m.rows * m.cols;
-    const bool ok = dtype == DType::Float32
-                        ? all_finite<float>(m.data, count, std::uint32_t(0x7F800000u))
-                        : all_finite<double>(m.data, count, std::uint64_t(0x7FF0000000000000ull));
+    const bool ok = dtype == DType::Float32 ? all_finite_f32(m.data, count)
+                                            : all_finite_f64(m.data, count);
     if (!ok) throw InvalidArgument(n + ": contains NaN or infinity");
   }
 }

@@ -80,16 +80,19 @@ template <class T> struct BiasActivation {
 // the loss summed over these rows is returned, and db_L's column sums are
 // accumulated. Nothing of the output activations is
 // kept: a training step never needs them.
+// The loss is summed per column in `lsum` (n doubles of scratch) and the
+// columns added at the end: a per-row sum would end every row with a
+// horizontal reduction, a fifth of the epilogue on 64-wide rows. The column
+// sums of δ are taken in the same pass.
 template <class T, Loss Lo> struct OutputDelta {
   template <Activation A>
   static double run(T* c, std::int64_t rows, std::int64_t n, const T* b, const T* y, T inv_b,
-                    double* colsum) {
-    double loss = 0.0;
+                    double* colsum, double* lsum) {
+    for (std::int64_t j = 0; j < n; ++j) lsum[j] = 0.0;
     for (std::int64_t r = 0; r < rows; ++r) {
       T* row = c + r * n;
       const T* yr = y + r * n;
-      double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
+#pragma omp simd
       for (std::int64_t j = 0; j < n; ++j) {
         const T z = row[j] + b[j];
         T d, l;
@@ -107,13 +110,14 @@ template <class T, Loss Lo> struct OutputDelta {
           l = T(0.5) * diff * diff;
           d = diff * dact<T, A>(a);
         }
-        acc += static_cast<double>(l);
-        row[j] = d * inv_b;
+        lsum[j] += static_cast<double>(l);
+        const T delta = d * inv_b;
+        row[j] = delta;
+        colsum[j] += static_cast<double>(delta);
       }
-      loss += acc;
-#pragma omp simd
-      for (std::int64_t j = 0; j < n; ++j) colsum[j] += static_cast<double>(row[j]);
     }
+    double loss = 0.0;
+    for (std::int64_t j = 0; j < n; ++j) loss += lsum[j];
     return loss;  // summed over these rows; the caller divides by the batch size
   }
 };

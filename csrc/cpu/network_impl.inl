@@ -329,21 +329,23 @@ template <class T> class NetworkImpl final : public Network {
           with_activation<BiasActivation<T>>(cfg_.activations[l - 1], dst, m, n_[l], Bias(l),
                                              rs);
       } else {
-        double* cs = part_colsum(0, tid);
+        double* cs = part_colsum(0, tid);  // set 1 is scratch for the loss columns
         zero(cs, n_[l]);
         const T inv_b = T(1) / static_cast<T>(B);
         const T* yr = y + r0 * n_[l];
         switch (cfg_.loss) {
           case Loss::BinaryCrossEntropy:
             loss_sum = with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
-                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs);
+                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs,
+                part_colsum(1, tid));
             break;
           case Loss::CategoricalCrossEntropy:
             loss_sum = softmax_cross_entropy_delta(dst, m, n_[l], Bias(l), yr, inv_b, cs);
             break;
           case Loss::SquaredError:
             loss_sum = with_activation<OutputDelta<T, Loss::SquaredError>>(
-                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs);
+                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs,
+                part_colsum(1, tid));
             break;
         }
       }
