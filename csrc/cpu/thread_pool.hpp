@@ -6,7 +6,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -47,7 +46,10 @@ class ThreadPool {
   // run() starts new ones.
   void reset_after_fork();
   void ensure_workers();
-  void worker(int id, std::uint64_t seen);
+  void worker(int id, std::uint32_t seen);
+  // Spin-then-sleep wait for *word to differ from value, and its wake-up.
+  void await_change(std::atomic<std::uint32_t>* word, std::uint32_t value);
+  void publish_change(std::atomic<std::uint32_t>* word);
   void stop_workers();
 
   int size_ = 1;
@@ -58,15 +60,15 @@ class ThreadPool {
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int n_ = 1;
-  std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // 32-bit words: a sleeping thread waits on them with a futex.
+  std::atomic<std::uint32_t> generation_{0};
+  std::atomic<std::uint32_t> pending_{0};
   std::atomic<bool> stop_{false};
-  std::mutex sleep_mutex_;
-  std::condition_variable wake_;
+  std::atomic<int> sleepers_{0};  // threads in (or entering) a futex wait
 
   // Barrier state.
   std::atomic<int> arrived_{0};
-  std::atomic<std::uint64_t> barrier_generation_{0};
+  std::atomic<std::uint32_t> barrier_generation_{0};
 };
 
 // FUSEDAE_NUM_THREADS, else the CPUs this process may use; in [1, kMaxThreads].
