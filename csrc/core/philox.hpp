@@ -12,9 +12,19 @@
 //
 // Everything here is `static inline` so that each instruction-set variant of
 // the kernels gets its own copy (no cross-variant symbol merging).
+//
+// The generator itself (philox4x32_10, block, uniform24) is also compiled for
+// the GPU when nvcc reads this header (FUSEDAE_HD), so the CUDA backend draws
+// the very same words; the annotation changes no arithmetic.
 #pragma once
 #include <cmath>
 #include <cstdint>
+
+#if defined(__CUDACC__)
+#define FUSEDAE_HD __host__ __device__
+#else
+#define FUSEDAE_HD
+#endif
 
 namespace fusedae {
 namespace philox {
@@ -23,13 +33,13 @@ enum Tag : std::uint32_t { kInit = 1, kShuffle = 2, kNoise = 3, kLatent = 4 };
 
 struct U4 { std::uint32_t v[4]; };
 
-static inline std::uint32_t mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t* hi) {
+FUSEDAE_HD static inline std::uint32_t mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t* hi) {
   const std::uint64_t p = static_cast<std::uint64_t>(a) * b;
   *hi = static_cast<std::uint32_t>(p >> 32);
   return static_cast<std::uint32_t>(p);
 }
 
-static inline U4 philox4x32_10(U4 c, std::uint32_t k0, std::uint32_t k1) {
+FUSEDAE_HD static inline U4 philox4x32_10(U4 c, std::uint32_t k0, std::uint32_t k1) {
   constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
   constexpr std::uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   for (int r = 0; r < 10; ++r) {
@@ -44,7 +54,7 @@ static inline U4 philox4x32_10(U4 c, std::uint32_t k0, std::uint32_t k1) {
 }
 
 // Block `block` of stream (tag, stream) under `seed`.
-static inline U4 block(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
+FUSEDAE_HD static inline U4 block(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
                        std::uint64_t block) {
   const U4 c{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
               stream, tag}};
@@ -54,7 +64,7 @@ static inline U4 block(std::uint64_t seed, std::uint32_t tag, std::uint32_t stre
 
 // Uniform in [0, 1) with 24 random bits: exact in float32 and float64 alike,
 // so both precisions see the same values.
-static inline double uniform24(std::uint32_t u) {
+FUSEDAE_HD static inline double uniform24(std::uint32_t u) {
   return static_cast<double>(u >> 8) * (1.0 / 16777216.0);
 }
 

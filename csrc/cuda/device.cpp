@@ -1,0 +1,142 @@
+#include "cuda/device.hpp"
+
+#include <mutex>
+#include <sstream>
+
+#include "core/errors.hpp"
+#include "core/limits.hpp"
+#include "cuda/cuda_check.hpp"
+
+namespace fusedae {
+namespace cuda {
+
+int device_count() noexcept {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver (cudaErrorInsufficientDriver) or no GPU
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name(int i) {
+  const int n = device_count();
+  if (i < 0 || i >= n)
+    throw InvalidArgument("device: expected a device index in [0, " + std::to_string(n) +
+                          "), got " + std::to_string(i) +
+                          (n == 0 ? " (no CUDA device is usable on this machine)" : ""));
+  cudaDeviceProp prop;
+  FUSEDAE_CUDA(cudaGetDeviceProperties(&prop, i));
+  return prop.name;
+}
+
+int runtime_version() {
+  int v = 0;
+  FUSEDAE_CUDA(cudaRuntimeGetVersion(&v));
+  return v;
+}
+
+DeviceGuard::DeviceGuard(int device) {
+  FUSEDAE_CUDA(cudaGetDevice(&previous_));
+  if (previous_ != device) {
+    FUSEDAE_CUDA(cudaSetDevice(device));
+    restore_ = true;
+  }
+}
+
+DeviceGuard::~DeviceGuard() {
+  if (restore_) (void)cudaSetDevice(previous_);
+}
+
+namespace {
+
+// cuMemGetAddressRange from the driver, found through the runtime (so nothing
+// links libcuda): the base and size of the allocation an address lies in.
+// Null where the driver does not provide it; the extent check is then skipped.
+using AddressRangeFn = int (*)(unsigned long long* base, std::size_t* size,
+                               unsigned long long ptr);
+
+AddressRangeFn address_range_fn() {
+  static AddressRangeFn fn = nullptr;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &p, 12000, cudaEnableDefault,
+                                         &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+      fn = reinterpret_cast<AddressRangeFn>(p);
+    else
+      (void)cudaGetLastError();
+  });
+  return fn;
+}
+
+std::string bytes_text(double b) {
+  std::ostringstream o;
+  o.precision(6);
+  o << b << " bytes";
+  return o.str();
+}
+
+}  // namespace
+
+void check_device_pointer(const char* name, std::uintptr_t ptr, int device, std::size_t align,
+                          double bytes, const std::string& what) {
+  const std::string n(name);
+  if (ptr == 0) throw InvalidArgument(n + ": null data pointer");
+  cudaPointerAttributes attr{};
+  const cudaError_t err = cudaPointerGetAttributes(&attr, reinterpret_cast<const void*>(ptr));
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw InvalidArgument(n + ": not a pointer CUDA knows (" + cudaGetErrorString(err) +
+                          "); expected device memory on device " + std::to_string(device));
+  }
+  switch (attr.type) {
+    case cudaMemoryTypeDevice:
+      if (attr.device != device)
+        throw InvalidArgument(n + ": expected memory on device " + std::to_string(device) +
+                              ", got memory on device " + std::to_string(attr.device));
+      break;
+    case cudaMemoryTypeManaged:
+      break;  // migrates on demand to whichever device reads it
+    case cudaMemoryTypeHost:
+      throw InvalidArgument(n + ": expected device memory on device " + std::to_string(device) +
+                            ", got page-locked host memory");
+    default:
+      throw InvalidArgument(n + ": expected device memory on device " + std::to_string(device) +
+                            ", got host memory (a pointer CUDA does not know)");
+  }
+  if (ptr % align != 0) throw InvalidArgument(n + ": expected an aligned array");
+  if (AddressRangeFn fn = address_range_fn()) {
+    unsigned long long base = 0;
+    std::size_t size = 0;
+    if (fn(&base, &size, static_cast<unsigned long long>(ptr)) == 0) {
+      const double avail = static_cast<double>(base + size - ptr);
+      if (bytes > avail)
+        throw InvalidArgument(n + ": " + what + " need " + bytes_text(bytes) +
+                              " from this address, its device allocation holds " +
+                              bytes_text(avail));
+    }
+  }
+}
+
+void check_stream(cudaStream_t stream, int device) {
+  // The two special handles (legacy default, per-thread default) mean "this
+  // thread's current device", which every op has made `device`.
+  if (stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread) return;
+  int d = -1;
+  const cudaError_t err = cudaStreamGetDevice(stream, &d);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw InvalidArgument(std::string("stream: not a CUDA stream (") + cudaGetErrorString(err) +
+                          ")");
+  }
+  if (d != device)
+    throw InvalidArgument("stream: expected a stream of device " + std::to_string(device) +
+                          ", got one of device " + std::to_string(d));
+}
+
+}  // namespace cuda
+}  // namespace fusedae
