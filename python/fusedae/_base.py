@@ -69,9 +69,11 @@ def split_params(net, flat):
 
 
 def network_state(net):
-    """What a network needs to resume training bit for bit (no workspace)."""
-    return {"sizes": list(net.sizes), "params": net.params.copy(),
-            "state0": net.optimizer_state(0).copy(), "state1": net.optimizer_state(1).copy(),
+    """What a network needs to resume training bit for bit (no workspace),
+    as host arrays whatever the device the network is on."""
+    return {"sizes": list(net.sizes), "params": v.host_copy(net.params),
+            "state0": v.host_copy(net.optimizer_state(0)),
+            "state1": v.host_copy(net.optimizer_state(1)),
             "seed": net.seed, "optimizer_steps": net.optimizer_steps,
             "noise_steps": net.noise_steps, "epochs": net.epochs}
 
@@ -79,11 +81,11 @@ def network_state(net):
 def _assign(name, target, value):
     """``target[:] = value`` only for an array of exactly target's shape: a
     saved state of another shape must not broadcast into a model."""
-    value = np.asarray(value)
+    value = v.to_host(value)
     if value.shape != target.shape or value.dtype != target.dtype:
         raise ValueError(f"{name}: expected an array of shape {target.shape} and dtype "
                          f"{target.dtype}, got shape {value.shape} and dtype {value.dtype}")
-    target[:] = value
+    v.assign(target, value)  # a NumPy or a CuPy (device="cuda") target
 
 
 def restore_network(net, state):
@@ -149,7 +151,7 @@ class NetworkEstimator(BaseEstimator):
                                      high_open=True),
             "batch_size": v.check_int("batch_size", self.batch_size),
             "epochs": v.check_int("epochs", self.epochs, low=min_epochs),
-            "device": v.check_device(self.device),
+            "device": self._checked_device(),
             "dtype": v.check_dtype(self.dtype),
         }
         if self.n_threads is not None:
@@ -161,6 +163,26 @@ class NetworkEstimator(BaseEstimator):
             raise ValueError("early_stopping: not available with optimizer='lbfgs' (it runs "
                              "on the full batch); use a stochastic optimizer")
         return p
+
+    #: Whether this estimator has a CUDA backend (one engine network); the
+    #: composites (VAE, GAN) do not.
+    _runs_on_cuda = True
+
+    def _checked_device(self):
+        """``device``, normalised; for a CUDA device, also that CUDA can run
+        here (fusedae._cuda.require), so a fit fails before it reads data."""
+        device = v.check_device(self.device)
+        if device != "cpu":
+            if not self._runs_on_cuda:
+                v.refuse_cuda(device, type(self).__name__)
+            from . import _cuda
+            _cuda.require(device)
+        return device
+
+    @property
+    def _device(self):
+        """Where the fitted network runs ("cpu", "cuda" or "cuda:N")."""
+        return self._params_used.get("device", "cpu")
 
     def _seed(self):
         rs = self.random_state
@@ -178,9 +200,13 @@ class NetworkEstimator(BaseEstimator):
         """A freshly initialised network for ``n_in`` inputs and ``n_out`` outputs."""
         sizes, acts, loss, sparse_layer = self._layout(n_in, n_out, p)
         sparse = sparse_layer > 0
-        net = engine.Network(sizes, acts, loss, p["dtype"], p["weight_decay"], sparse_layer,
-                             p["sparsity_target"] if sparse else 0.05,
-                             p["sparsity_weight"] if sparse else 0.0)
+        args = (sizes, acts, loss, p["dtype"], p["weight_decay"], sparse_layer,
+                p["sparsity_target"] if sparse else 0.05, p["sparsity_weight"] if sparse else 0.0)
+        if p["device"] == "cpu":
+            net = engine.Network(*args)
+        else:
+            from ._cuda import CudaNetwork
+            net = CudaNetwork(*args, device=p["device"])
         # seed: given when a saved state is restored (its parameters overwrite
         # the initial ones; the current random_state may have changed since).
         net.init_params(self._seed() if seed is None else seed)
@@ -221,8 +247,11 @@ class NetworkEstimator(BaseEstimator):
         if early is not None:
             kept, held = validation_split(len(data[0]), early["validation_fraction"],
                                           self._split_seed, self._stratify_labels(data))
-            train_data = tuple(np.ascontiguousarray(a[kept]) for a in data)
-            val_data = tuple(np.ascontiguousarray(a[held]) for a in data)
+            train_data = tuple(_take_rows(a, kept) for a in data)
+            val_data = tuple(_take_rows(a, held) for a in data)
+        # On a GPU, the data are copied there once per fit (CuPy input stays).
+        train_data = self._device_data(train_data)
+        val_data = None if val_data is None else self._device_data(val_data)
         finished = train(self, train_data, val_data, p, callbacks)
         self._finish(train_data)
         if not finished:
@@ -269,10 +298,24 @@ class NetworkEstimator(BaseEstimator):
         """Attributes computed from the training data once the loop ends."""
 
     def _snapshot(self):
-        return self._net.params.copy()
+        # A host copy on every device: it is saved with the model by a
+        # checkpoint, and model files hold host arrays only.
+        return v.host_copy(self._net.params)
 
     def _restore_snapshot(self, snapshot):
-        self._net.params[:] = snapshot
+        v.assign(self._net.params, snapshot)
+
+    def _device_data(self, data):
+        """The arrays of ``data`` on the network's device: unchanged on the
+        CPU; on a GPU, NumPy arrays are copied there (an array given twice,
+        as X for the inputs and the targets, is copied once)."""
+        if self._device == "cpu":
+            return data
+        out = []
+        for a in data:
+            same = next((d for a0, d in zip(data, out) if a0 is a), None)
+            out.append(same if same is not None else self._net.to_device(a))
+        return tuple(out)
 
     # -------------------------------------------------------------- training
     def _run_epoch(self, X, Y, p, noise="none", noise_level=0.0):
@@ -297,6 +340,7 @@ class NetworkEstimator(BaseEstimator):
 
         net = self._net
         dtype = net.params.dtype
+        X, Y = self._device_data((X, Y))  # once per fit on a GPU
 
         # scipy's own BLAS (and NumPy's) are other OpenBLAS instances with thread
         # pools of their own; left at full width their idle threads spin while
@@ -305,10 +349,10 @@ class NetworkEstimator(BaseEstimator):
         engine_width = self.n_threads or engine.get_num_threads()
 
         def fun(theta):
-            net.params[:] = theta.astype(dtype, copy=False)
+            v.assign(net.params, theta.astype(dtype, copy=False))
             with engine_threads(engine_width):
                 loss = net.loss_and_gradient(X, Y)
-            return loss, net.grads.astype(np.float64)
+            return loss, v.to_host(net.grads).astype(np.float64)
 
         progress = Progress(bool(self.verbose), p["epochs"], 0, type(self).__name__)
 
@@ -319,11 +363,12 @@ class NetworkEstimator(BaseEstimator):
 
         try:
             with threadpool_limits(1, user_api="blas"):
-                res = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B",
-                               callback=callback, options={"maxiter": p["epochs"]})
+                res = minimize(fun, v.to_host(net.params).astype(np.float64), jac=True,
+                               method="L-BFGS-B", callback=callback,
+                               options={"maxiter": p["epochs"]})
         finally:
             progress.close()
-        net.params[:] = res.x.astype(dtype)
+        v.assign(net.params, res.x.astype(dtype))
         self.lbfgs_result_ = res
         self._fit_done = True
 
@@ -334,18 +379,39 @@ class NetworkEstimator(BaseEstimator):
             raise ValueError("this model has no network (it was fitted, then its state was "
                              "stripped); fit it again")
 
+    def _checked_input(self, X, name, n_features=None, dtype=None):
+        """check_data for this fitted model: its dtype, and CuPy input
+        accepted where the network is on a GPU."""
+        return v.check_data(X, name, dtype or self._net.dtype, n_features=n_features,
+                            estimator=self, device=self._device)
+
     def _forward(self, X, name, start, stop):
+        """Layers start..stop of X: a CuPy array for CuPy input (device="cuda"),
+        a NumPy array otherwise."""
         self._check_fitted()
         width = self._net.sizes[start]
-        X = v.check_data(X, name, self._net.dtype, n_features=width, estimator=self)
+        X = self._checked_input(X, name, n_features=width)
         with engine_threads(self.n_threads):
             return self._net.forward(X, start, stop)
 
     def _loss_and_gradient(self, X, Y):
+        """(loss, weight gradients, bias gradients): CuPy arrays when X or Y
+        is a CuPy array, NumPy arrays otherwise."""
+        on_device = v.is_device_array(X) or v.is_device_array(Y)
         with engine_threads(self.n_threads):
             loss = self._net.loss_and_gradient(X, Y)
-        g = self._net.grads.copy()
+        g = self._net.grads
+        g = g.copy() if on_device else v.host_copy(g)
         return float(loss), *self._split(g)
+
+    def _host_params(self):
+        """The parameters as NumPy: the network's own buffer on the CPU (a
+        writable view), a read-only host copy of a GPU network's."""
+        params = self._net.params
+        if v.is_device_array(params):
+            params = params.get()
+            params.flags.writeable = False
+        return params
 
     # ------------------------------------------------------------ parameters
     def _split(self, flat):
@@ -353,15 +419,20 @@ class NetworkEstimator(BaseEstimator):
 
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """Weight matrices (views: writing to them changes the model)."""
+        """Weight matrices (views: writing to them changes the model).
+
+        With ``device="cuda"``: read-only NumPy copies of the weights on
+        the GPU (writing to them raises).
+        """
         self._check_fitted()
-        return self._split(self._net.params)[0]
+        return self._split(self._host_params())[0]
 
     @property
     def intercepts_(self) -> list[np.ndarray]:
-        """Bias vectors (views: writing to them changes the model)."""
+        """Bias vectors (views: writing to them changes the model; read-only
+        copies with ``device="cuda"``)."""
         self._check_fitted()
-        return self._split(self._net.params)[1]
+        return self._split(self._host_params())[1]
 
     # ------------------------------------------------------------ model files
     def save(self, path: str | os.PathLike[str]) -> str:
@@ -374,7 +445,9 @@ class NetworkEstimator(BaseEstimator):
         already at ``path`` stays intact if saving fails. ``fusedae.load``
         reads it back; a fit saved part way (see
         :class:`fusedae.callbacks.Checkpoint`) continues with
-        :meth:`resume_fit`.
+        :meth:`resume_fit`. A model on a GPU is written the same way, with
+        host copies of its arrays; ``fusedae.load(path, device="cpu")``
+        reads it on a machine without one.
 
         Returns
         -------
@@ -398,6 +471,15 @@ class NetworkEstimator(BaseEstimator):
             self._build(saved["sizes"][0], saved["sizes"][-1], self._params_used, seed=0)
             self.__dict__.update(state)  # _build resets curves and counters; the saved win
             restore_network(self._net, saved)
+
+
+def _take_rows(a, rows):
+    """Rows ``rows`` (host indices) of a NumPy or CuPy array, contiguous."""
+    if v.is_device_array(a):
+        xp = v.array_module(a)
+        with a.device:
+            return xp.ascontiguousarray(a[xp.asarray(rows)])
+    return np.ascontiguousarray(a[rows])
 
 
 guard_public_methods(NetworkEstimator)

@@ -22,6 +22,16 @@ limits, the hyperparameters through the estimator's own validation, and
 every network's arrays against the shapes the hyperparameters imply. A
 file that fails any check raises :class:`ModelFileError` (a ValueError)
 naming the file and what is wrong.
+
+Devices: a model trained on a GPU (``device="cuda"``) is saved like any
+other, its arrays copied to the host, and its ``device`` hyperparameter
+kept. ``load(path)`` builds the model on the device it was saved with;
+where that device cannot run (no GPU, no CuPy, a build without CUDA) it
+raises :class:`~fusedae._validation.CudaUnavailableError`, which says so and
+that ``load(path, device="cpu")`` reads the model on the CPU.
+``load(path, device=...)`` moves the model to the given device: its
+``device`` hyperparameter becomes that device, and the outputs are the same
+to rounding (CPU and GPU run the same arithmetic in another order).
 """
 from __future__ import annotations
 
@@ -35,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _validation as _v
 from ._files import check_path as _check_path
 from ._files import write_atomically
 
@@ -80,6 +91,8 @@ class _Encoder:
     def __call__(self, value, where):
         if value is None or isinstance(value, (bool, str)):
             return value
+        if _v.is_device_array(value):  # a CuPy array: files hold host arrays
+            value = _v.to_host(value)
         if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
             return int(value)
         if isinstance(value, np.bool_):
@@ -199,9 +212,28 @@ def _version():
 
 
 # ----------------------------------------------------------------- loading
-def load(path: str | os.PathLike[str]) -> NetworkEstimator:
-    """Read a model written by ``save``; see the module docstring for the checks."""
+def load(path: str | os.PathLike[str], device: str | None = None) -> NetworkEstimator:
+    """Read a model written by ``save``; see the module docstring for the checks.
+
+    Parameters
+    ----------
+    path : str or path-like
+    device : {"cpu", "cuda", "cuda:N"} or None, default=None
+        Where the loaded model runs. None: the device it was saved with
+        (its ``device`` hyperparameter). A model saved on a GPU and loaded
+        where CUDA cannot run raises CudaUnavailableError (a ValueError)
+        saying so; ``device="cpu"`` loads it on the CPU, with the same
+        outputs to rounding. A given device becomes the loaded model's
+        ``device`` hyperparameter. The VAEs and the GAN run on the CPU
+        only (a CUDA device raises NotImplementedError).
+
+    Returns
+    -------
+    estimator
+    """
     path = _check_path(path)
+    if device is not None:
+        device = _v.check_device(device)
     try:
         zf = zipfile.ZipFile(path, "r")
     except FileNotFoundError:
@@ -212,11 +244,17 @@ def load(path: str | os.PathLike[str]) -> NetworkEstimator:
     with zf:
         meta, arrays = _read(zf, path)
     cls = _classes()[meta["class"]]
+    saved_device = None
     try:
         params = _decode(meta["params"], arrays, "params")
         state = _decode(meta["state"], arrays, "state")
         if not isinstance(params, dict) or not isinstance(state, dict):
             raise ModelFileError("params, state: expected mappings")
+        saved_device = params.get("device")
+        if device is not None:
+            if device != "cpu" and not cls._runs_on_cuda:
+                _v.refuse_cuda(device, cls.__name__)
+            _move(params, state, device)
         est = cls(**params)
         if "_params_used" in state:
             _check_state(est, state)
@@ -227,12 +265,29 @@ def load(path: str | os.PathLike[str]) -> NetworkEstimator:
                                  f"got {sorted(set(state) - set(params))}")
     except ModelFileError as err:
         raise ModelFileError(f"{path}: {err}") from None
+    except _v.CudaUnavailableError as err:
+        raise _v.CudaUnavailableError(
+            f"{err} (the model in {path} was saved with device={saved_device!r}; "
+            f"fusedae.load(path, device='cpu') loads it on the CPU)") from None
+    except _v.DeviceNotSupportedError as err:
+        raise _v.DeviceNotSupportedError(f"{err} ({path})") from None
     except RecursionError:
         raise ModelFileError(f"{path}: {_METADATA} is nested too deeply") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as err:
         raise ModelFileError(f"{path}: the saved model is inconsistent "
                              f"({type(err).__name__}: {err})") from None
     return est
+
+
+def _move(params, state, device):
+    """Make a decoded model run on ``device``: its hyperparameter, and the
+    ones its fit recorded (which load checks against each other)."""
+    params["device"] = device
+    if "device" in state:  # a fitted model's state holds its hyperparameters too
+        state["device"] = device
+    for key in ("_fit_params", "_params_used"):
+        if isinstance(state.get(key), dict) and "device" in state[key]:
+            state[key]["device"] = device
 
 
 def _read(zf, path):

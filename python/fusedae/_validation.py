@@ -4,6 +4,8 @@ Every message names the argument and says what was expected, so a user can
 act on it without reading the source.
 """
 import numbers
+import re
+import sys
 
 import numpy as np
 from sklearn.utils import check_array
@@ -54,13 +56,108 @@ def check_dtype(value):
     return name
 
 
+#: What ``device`` accepts: the CPU, the current CUDA device or CUDA device N.
+DEVICES = ("cpu", "cuda", "cuda:N")
+#: The estimators with a CUDA backend (one engine network each); the VAEs and
+#: the GAN train composites of networks, which run on the CPU only.
+CUDA_MODELS = ("Autoencoder", "SparseAutoencoder", "DenoisingAutoencoder", "Classifier",
+               "Generator")
+
+
+class CudaUnavailableError(ValueError):
+    """``device='cuda'`` was asked for where it cannot run: CuPy is not
+    installed, this fusedae was built without its CUDA engine, or the
+    machine has no (such) CUDA device. The message says which, and what to
+    do about it."""
+
+
+class DeviceNotSupportedError(NotImplementedError, ValueError):
+    """``device='cuda'`` on a model that has no CUDA backend (the VAEs and
+    the GAN). A NotImplementedError, and a ValueError like every other bad
+    hyperparameter."""
+
+
 def check_device(value):
-    if value == "cpu":
-        return value
-    if value == "cuda":
-        raise ValueError("device: 'cuda' is not available in this build of fusedae "
-                         "(it was compiled without the CUDA backend); use device='cpu'")
-    raise ValueError(f"device: expected 'cpu' or 'cuda', got {value!r}")
+    """``device``: "cpu", "cuda" (CuPy's current device) or "cuda:N".
+
+    Only the value is checked here; whether CUDA can run is asked when a
+    model is built (:func:`fusedae._cuda.require`).
+    """
+    if isinstance(value, str):
+        if value in ("cpu", "cuda"):
+            return str(value)
+        m = re.fullmatch(r"cuda:([0-9]{1,4})", value)
+        if m:
+            return f"cuda:{int(m.group(1))}"
+    raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N' (N the index of a CUDA "
+                     f"device, 0 for the first), got {value!r}")
+
+
+def refuse_cuda(device, model):
+    """The error of ``device='cuda'`` on a model without a CUDA backend."""
+    if device != "cpu":
+        raise DeviceNotSupportedError(
+            f"device: {model} has no CUDA backend yet (its engine is a composite of "
+            f"networks that runs on the CPU only), so device={device!r} is not available; "
+            f"use device='cpu'. The models that run on CUDA are {', '.join(CUDA_MODELS)}.")
+
+
+# ------------------------------------------------------------ GPU arrays
+def is_device_array(X):
+    """Whether X is a CuPy array (without importing CuPy: if it has not
+    been imported, no CuPy array can exist)."""
+    cp = sys.modules.get("cupy")
+    return cp is not None and isinstance(X, getattr(cp, "ndarray", ()))
+
+
+def array_module(X):
+    """``cupy`` for a CuPy array, else ``numpy``."""
+    return sys.modules["cupy"] if is_device_array(X) else np
+
+
+def to_host(a):
+    """``a`` as a NumPy array: a copy off the GPU for a CuPy array, else
+    ``np.asarray(a)`` (no copy for a NumPy array)."""
+    if is_device_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def host_copy(a):
+    """A NumPy copy of ``a`` (a NumPy or a CuPy array)."""
+    return a.get() if is_device_array(a) else np.array(a, copy=True)
+
+
+def assign(target, value):
+    """``target[:] = value`` for a NumPy or a CuPy ``target`` (a network's
+    parameters or optimizer state) and a host or device ``value`` of its
+    shape."""
+    if not is_device_array(target):
+        target[...] = value
+    elif is_device_array(value):
+        target[...] = value
+    else:
+        target.set(np.ascontiguousarray(np.broadcast_to(value, target.shape),
+                                        dtype=target.dtype))
+
+
+def refuse_device_array(X, name):
+    """The error for a CuPy array given to a model that runs on the CPU."""
+    if is_device_array(X):
+        raise TypeError(f"{name}: got a CuPy array (GPU memory), but this model runs on the "
+                        f"CPU (device='cpu'); pass device='cuda' to the estimator to train "
+                        f"and predict on the GPU, or convert it with cupy.asnumpy({name})")
+
+
+def host_labels(y, name="y", device="cpu"):
+    """Labels (or rows of label probabilities) on the host: a CuPy array is
+    copied off the GPU (labels are small) for a model on a GPU and refused
+    for one on the CPU; anything else is left as it is."""
+    if is_device_array(y):
+        if device == "cpu":
+            refuse_device_array(y, name)
+        return y.get()
+    return y
 
 
 def check_hidden(value, *, allow_empty=False, name="n_hidden"):
@@ -92,17 +189,28 @@ def _is_complex(X):
         return False  # ragged or otherwise unconvertible: check_array says why
 
 
-def check_data(X, name, dtype, *, n_features=None, estimator=None) -> np.ndarray:
+def check_data(X, name, dtype, *, n_features=None, estimator=None, device="cpu"):
     """A finite 2-D float array of the model's dtype, C-contiguous.
 
     Lists, other float/int dtypes, non-contiguous and read-only arrays are
     accepted and converted (a copy only when needed): the engine never writes
     to its inputs. Strings, complex numbers, NaN and infinity are refused.
 
+    ``device`` is where the model runs: a CuPy array is accepted (and stays
+    on the GPU, converted there when needed) only by a model with a CUDA
+    ``device``; on the CPU it is refused with a TypeError that says what
+    to do. NumPy input is checked here whatever the device.
+
     Each message starts with ``name``; where scikit-learn's estimator checks
     expect their own wording (complex data, a wrong number of features) it
     follows in parentheses. ``estimator`` names the model in the latter.
     """
+    if is_device_array(X):
+        if device == "cpu":
+            refuse_device_array(X, name)
+        X = _check_device_data(X, name, dtype)
+        _check_width(X, name, n_features, estimator)
+        return X
     if X is None:
         raise ValueError(f"{name}: expected a 2-D array of numbers, got None")
     kind = getattr(getattr(X, "dtype", None), "kind", None)
@@ -119,9 +227,42 @@ def check_data(X, name, dtype, *, n_features=None, estimator=None) -> np.ndarray
     except ValueError as err:
         msg = str(err)
         raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+    _check_width(X, name, n_features, estimator)
+    return X
+
+
+def _check_width(X, name, n_features, estimator):
     if n_features is not None and X.shape[1] != n_features:
         owner = type(estimator).__name__ if estimator is not None else "the model"
         raise ValueError(f"{name}: expected {n_features} features (columns), got {X.shape[1]} "
                          f"({name} has {X.shape[1]} features, but {owner} is expecting "
                          f"{n_features} features as input)")
+
+
+def _check_device_data(X, name, dtype):
+    """check_data for a CuPy array: the same rules, on the GPU. The array is
+    used as it is when it already has the model's dtype and is C-contiguous;
+    otherwise it is converted on its own device."""
+    cp = sys.modules["cupy"]
+    kind = X.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{name}: complex values are not supported (Complex data not "
+                         "supported)")
+    if kind not in "biuf":
+        raise TypeError(f"{name}: expected numbers, got an array of dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got a {X.ndim}-D array of shape "
+                         f"{X.shape}")
+    if X.shape[0] < 1:
+        raise ValueError(f"{name}: found an array with 0 sample(s) (shape={X.shape}) while "
+                         "a minimum of 1 is required")
+    if X.shape[1] < 1:
+        raise ValueError(f"{name}: found an array with 0 feature(s) (shape={X.shape}) while "
+                         "a minimum of 1 is required")
+    with X.device:
+        X = cp.ascontiguousarray(X, dtype=dtype)
+        finite = cp.isfinite(X)
+        if not bool(finite.all()):
+            what = "NaN" if bool(cp.isnan(X).any()) else "infinity"
+            raise ValueError(f"{name}: Input {name} contains {what}.")
     return X

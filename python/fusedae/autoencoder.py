@@ -85,7 +85,17 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     n_threads : int >= 1 or None, default=None
         Threads of the engine's pool during fit/transform; None keeps the
         pool's size (by default the CPUs this process may use).
-    device : {"cpu"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
+        Where the network lives and trains. ``"cuda"`` is CuPy's current
+        GPU, ``"cuda:N"`` GPU N; it needs CuPy (``pip install
+        "fusedae[cuda]"``) and a fusedae built with its CUDA engine
+        (docs/cuda.md). On a GPU, fit, partial_fit, transform, predict,
+        inverse_transform, score and loss_and_gradient also take CuPy
+        arrays, used where they lie, and answer CuPy arrays for CuPy input
+        and NumPy arrays for NumPy input (NumPy data are copied to the GPU
+        once per call, once per fit); the same seed gives the CPU's model
+        to rounding. A CuPy array given to a CPU model is refused with a
+        TypeError.
     dtype : {"float32", "float64"}, default="float32"
     random_state : int, RandomState or None, default=None
         Seed of the engine's Philox stream (initial weights, shuffles,
@@ -227,7 +237,7 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
 
     def _training_data(self, X, y, p, resume=False):
         X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_ if resume else None,
-                         estimator=self)
+                         estimator=self, device=p["device"])
         if p["loss"] == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
             raise ValueError("X: loss='binary_cross_entropy' needs values in [0, 1]")
         return (X,)
@@ -243,7 +253,8 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         return self.score(data[0])
 
     def _finish(self, data):
-        self.mean_activation_ = self.transform(data[0]).mean(axis=0)
+        # A host array whatever the device (fitted attributes are saved as NumPy).
+        self.mean_activation_ = v.to_host(self.transform(data[0]).mean(axis=0))
 
     # ------------------------------------------------------------- inference
     def transform(self, X: ArrayLike) -> np.ndarray:
@@ -264,14 +275,15 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     def reconstruction_error(self, X: ArrayLike) -> float:
         """Mean over rows of the data loss (squared error or BCE) of X's reconstruction."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
+        X = self._checked_input(X, "X", n_features=self.n_features_in_)
+        xp = v.array_module(X)  # CuPy for CuPy input: computed where X lies
         Xh = self.predict(X).astype(np.float64)
         X64 = X.astype(np.float64)
         if self._params_used["loss"] == "squared_error":
-            return float(0.5 * np.sum((Xh - X64) ** 2) / X.shape[0])
+            return float(0.5 * xp.sum((Xh - X64) ** 2) / X.shape[0])
         eps = np.finfo(self._net.dtype).tiny
-        Xh = np.clip(Xh, eps, 1 - np.finfo(self._net.dtype).epsneg)
-        return float(-np.sum(X64 * np.log(Xh) + (1 - X64) * np.log1p(-Xh)) / X.shape[0])
+        Xh = xp.clip(Xh, eps, 1 - np.finfo(self._net.dtype).epsneg)
+        return float(-xp.sum(X64 * xp.log(Xh) + (1 - X64) * xp.log1p(-Xh)) / X.shape[0])
 
     def score(self, X: ArrayLike, y: ArrayLike | None = None) -> float:
         """Negative mean reconstruction loss of X (higher is better)."""
@@ -289,7 +301,7 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         intercept_grads : list of ndarray, shapes of ``intercepts_``
         """
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
+        X = self._checked_input(X, "X", n_features=self.n_features_in_)
         return self._loss_and_gradient(X, X)
 
 

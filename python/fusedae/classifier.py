@@ -56,7 +56,13 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         (accuracy on a small split moves in steps too coarse to judge
         progress by).
     n_threads : int >= 1 or None, default=None
-    device : {"cpu"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
+        Where the network lives and trains (see :class:`fusedae.Autoencoder`).
+        On a GPU, X may be a CuPy array; y (labels) may be one too and is
+        read on the host. predict_proba answers a CuPy array for CuPy X;
+        predict answers the labels as a CuPy array for CuPy X when the
+        classes are numbers (a NumPy array for other labels, which CuPy
+        cannot hold).
     dtype : {"float32", "float64"}, default="float32"
     random_state : int, RandomState or None, default=None
         Seed of the engine's Philox stream (initial weights, shuffles).
@@ -145,7 +151,8 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         None (a new fit), else ``y`` read against the given ones."""
         X = v.check_data(X, "X", p["dtype"],
                          n_features=None if classes is None else self.n_features_in_,
-                         estimator=self)
+                         estimator=self, device=p["device"])
+        y = v.host_labels(y, device=p["device"])
         if classes is None:
             classes, idx = _labels.fit_classes(y)
             if len(classes) < 2:
@@ -164,9 +171,10 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         # accuracy moves in coarse steps and stops improving long before the
         # model does, so patience would run out early.
         X, Y = data
+        xp = v.array_module(X)
         P = self.predict_proba(X).astype(np.float64)
-        picked = np.clip(np.sum(P * Y, axis=1), np.finfo(np.float64).tiny, None)
-        return float(np.mean(np.log(picked)))
+        picked = xp.clip(xp.sum(P * Y, axis=1), np.finfo(np.float64).tiny, None)
+        return float(xp.mean(xp.log(picked)))
 
     def partial_fit(self: _Self, X: ArrayLike, y: ArrayLike,
                     classes: ArrayLike | None = None) -> _Self:
@@ -183,7 +191,9 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         if p["optimizer"] == "lbfgs":
             raise ValueError("optimizer: partial_fit needs a stochastic optimizer, not 'lbfgs'")
         X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_,
-                         estimator=self)
+                         estimator=self, device=p["device"])
+        y = v.host_labels(y, device=p["device"])
+        classes = v.host_labels(classes, "classes", p["device"])
         if first:
             all_classes = _labels.fit_classes(y if classes is None else classes, "classes")[0]
             if len(all_classes) < 2:
@@ -213,13 +223,33 @@ class Classifier(ClassifierMixin, NetworkEstimator):
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Natural log of :meth:`predict_proba` (−inf where it underflows to 0)."""
+        P = self.predict_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return v.array_module(P).log(P)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each row."""
         self._check_fitted()
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        P = self.predict_proba(X)
+        best = P.argmax(axis=1)
+        if v.is_device_array(best):
+            if self.classes_.dtype.kind in "biuf":  # numbers: labels stay on the GPU
+                return v.array_module(best).asarray(self.classes_)[best]
+            best = best.get()
+        return self.classes_[best]
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """Mean accuracy of :meth:`predict` on X against the labels y.
+
+        As scikit-learn's ``ClassifierMixin.score``; X, y and sample_weight
+        may be CuPy arrays on a GPU model (the accuracy is computed on the
+        host).
+        """
+        from sklearn.metrics import accuracy_score
+        predicted = v.to_host(self.predict(X))
+        return float(accuracy_score(
+            v.host_labels(y, device=self._device), predicted,
+            sample_weight=v.host_labels(sample_weight, "sample_weight", self._device)))
 
     def loss_and_gradient(self, X: ArrayLike,
                           y: ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
@@ -232,8 +262,8 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         coef_grads, intercept_grads : list of ndarray
         """
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
-        idx = _labels.label_indices(y, self.classes_)
+        X = self._checked_input(X, "X", n_features=self.n_features_in_)
+        idx = _labels.label_indices(v.host_labels(y, device=self._device), self.classes_)
         self._check_rows(X, idx)
         Y = _labels.one_hot(idx, len(self.classes_), self._net.dtype)
         return self._loss_and_gradient(X, Y)

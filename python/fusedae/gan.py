@@ -69,9 +69,10 @@ class GAN(NetworkEstimator, BaseEstimator):
     d_pretrain_epochs, g_pretrain_epochs : int >= 0, default=0
     weight_decay : float >= 0, default=0.0
     shuffle, n_threads, device, dtype, random_state, verbose
-        As in :class:`fusedae.Autoencoder`. G is initialised from
-        Philox(seed), D from Philox(seed + 1); the latents of step t from
-        stream (latent, t).
+        As in :class:`fusedae.Autoencoder`, except that the GAN runs on the
+        CPU only: ``device="cuda"`` raises NotImplementedError at fit. G is
+        initialised from Philox(seed), D from Philox(seed + 1); the latents
+        of step t from stream (latent, t).
 
     Attributes
     ----------
@@ -95,6 +96,10 @@ class GAN(NetworkEstimator, BaseEstimator):
                  verbose: bool = False):
         set_params_from_init(self, locals())
 
+    # The GAN's engine is a composite of two networks, CPU only: device="cuda"
+    # is refused at fit with a DeviceNotSupportedError (a NotImplementedError).
+    _runs_on_cuda = False
+
     def _checked_params(self):
         p = {
             "weight_decay": v.check_real("weight_decay", self.weight_decay, low=0.0),
@@ -109,7 +114,7 @@ class GAN(NetworkEstimator, BaseEstimator):
             "d_steps": v.check_int("d_steps", self.d_steps),
             "d_pretrain_epochs": v.check_int("d_pretrain_epochs", self.d_pretrain_epochs, low=0),
             "g_pretrain_epochs": v.check_int("g_pretrain_epochs", self.g_pretrain_epochs, low=0),
-            "device": v.check_device(self.device),
+            "device": self._checked_device(),  # CPU only: see _runs_on_cuda
             "dtype": v.check_dtype(self.dtype),
             "n_latent": v.check_int("n_latent", self.n_latent),
             "g_hidden": v.check_hidden(self.g_hidden, allow_empty=True, name="g_hidden"),

@@ -45,6 +45,9 @@ class Generator(NetworkEstimator):
     shuffle, early_stopping, validation_fraction, n_iter_no_change, tol,
     n_threads, device, dtype, random_state, verbose
         As in :class:`fusedae.Classifier`; learning_rate defaults to 1e-2.
+        With ``device="cuda"``, X (the signals) and y (labels or label
+        probabilities, read on the host) may be CuPy arrays; generate
+        answers a CuPy array for a CuPy y, a NumPy array otherwise.
 
     Attributes
     ----------
@@ -107,8 +110,8 @@ class Generator(NetworkEstimator):
         self
         """
         p = self._checked_params()
-        X = v.check_data(X, "X", p["dtype"])
-        Y, classes = self._fit_targets(y, p["dtype"])
+        X = v.check_data(X, "X", p["dtype"], device=p["device"])
+        Y, classes = self._fit_targets(v.host_labels(y, device=p["device"]), p["dtype"])
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         self._build(len(classes), X.shape[1], p)
@@ -123,16 +126,19 @@ class Generator(NetworkEstimator):
         return self._train((Y, X), p, callbacks)
 
     def _training_data(self, X, y, p, resume=True):
-        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_, estimator=self)
-        Y = _labels.label_rows(y, self.classes_, p["dtype"])
+        X = v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_, estimator=self,
+                         device=p["device"])
+        Y = _labels.label_rows(v.host_labels(y, device=p["device"]), self.classes_,
+                              p["dtype"])
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         return Y, X
 
     def _validation_score(self, data):
         Y, X = data
+        xp = v.array_module(X)
         diff = self._forward(Y, "y", 0, len(self._net.sizes) - 1).astype(np.float64) - X
-        return -float(0.5 * np.sum(diff * diff) / len(X))
+        return -float(0.5 * xp.sum(diff * diff) / len(X))
 
     @staticmethod
     def _fit_targets(y, dtype):
@@ -156,26 +162,33 @@ class Generator(NetworkEstimator):
         ndarray of shape (M, n_features_in_)
         """
         self._check_fitted()
-        Y = _labels.label_rows(y, self.classes_, self._net.dtype)
+        on_device = v.is_device_array(y)
+        Y = _labels.label_rows(v.host_labels(y, device=self._device), self.classes_,
+                               self._net.dtype)
+        if on_device:  # a CuPy y: generated on the GPU, answered as CuPy
+            Y = self._net.to_device(Y)
         return self._forward(Y, "y", 0, len(self._net.sizes) - 1)
 
     def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Negative mean over rows of ½‖generate(y) − x‖² (higher is better)."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
+        X = self._checked_input(X, "X", n_features=self.n_features_in_)
         G = self.generate(y)
         if len(G) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(G)}")
+        xp = v.array_module(X)
+        G = xp.asarray(G) if xp is not np else v.to_host(G)  # where X lies
         diff = G.astype(np.float64) - X
-        return -float(0.5 * np.sum(diff * diff) / len(X))
+        return -float(0.5 * xp.sum(diff * diff) / len(X))
 
     def loss_and_gradient(self, X: ArrayLike,
                           y: ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Full-batch loss (with the decay term) and its gradient at the
         current parameters."""
         self._check_fitted()
-        X = v.check_data(X, "X", self._net.dtype, n_features=self.n_features_in_, estimator=self)
-        Y = _labels.label_rows(y, self.classes_, self._net.dtype)
+        X = self._checked_input(X, "X", n_features=self.n_features_in_)
+        Y = _labels.label_rows(v.host_labels(y, device=self._device), self.classes_,
+                               self._net.dtype)
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         return self._loss_and_gradient(Y, X)

@@ -71,9 +71,10 @@ class VAE(TransformerMixin, NetworkEstimator):
         As in :class:`fusedae.Autoencoder`; the held-out score is
         :meth:`score` (minus the negative ELBO).
     n_threads, device, dtype, random_state, verbose
-        As in :class:`fusedae.Autoencoder`. The encoder is initialised from
-        Philox(seed), the decoder from Philox(seed + 1); ε of step t from
-        stream (latent, t).
+        As in :class:`fusedae.Autoencoder`, except that the VAEs run on
+        the CPU only: ``device="cuda"`` raises NotImplementedError at fit.
+        The encoder is initialised from Philox(seed), the decoder from
+        Philox(seed + 1); ε of step t from stream (latent, t).
 
     Attributes
     ----------
@@ -85,6 +86,9 @@ class VAE(TransformerMixin, NetworkEstimator):
     """
 
     _n_conditions = 0
+    # The VAE's engine is a composite of two networks, CPU only: device="cuda"
+    # is refused at fit with a DeviceNotSupportedError (a NotImplementedError).
+    _runs_on_cuda = False
 
     def __init__(self, n_latent: int = 8, n_hidden: int | Sequence[int] = (64,), *,
                  activation: str = "relu", output_activation: str = "sigmoid",
