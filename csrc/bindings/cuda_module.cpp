@@ -152,35 +152,39 @@ PYBIND11_MODULE(_engine_cuda, m) {
                     })
       .def("get_params", [](CudaNetwork& n) {
         py::array out = host_vector(n);
+        void* dst = out.mutable_data();  // with the GIL: NumPy's API
         Guard g(n.mutex());
         {
           py::gil_scoped_release nogil;
-          n.get_params(out.mutable_data());
+          n.get_params(dst);
         }
         return out;
       }, "A host copy of the parameters.")
       .def("set_params", [](CudaNetwork& n, py::handle values) {
         py::array a = host_input(n, values, "params");
+        const void* src = a.data();
         Guard g(n.mutex());
         py::gil_scoped_release nogil;
-        n.set_params(a.data());
+        n.set_params(src);
       }, py::arg("params"))
       .def("get_optimizer_state", [](CudaNetwork& n, int k) {
         check_k(k);
         py::array out = host_vector(n);
+        void* dst = out.mutable_data();
         Guard g(n.mutex());
         {
           py::gil_scoped_release nogil;
-          n.get_state(k, out.mutable_data());
+          n.get_state(k, dst);
         }
         return out;
       }, py::arg("k"))
       .def("set_optimizer_state", [](CudaNetwork& n, int k, py::handle values) {
         check_k(k);
         py::array a = host_input(n, values, "state");
+        const void* src = a.data();
         Guard g(n.mutex());
         py::gil_scoped_release nogil;
-        n.set_state(k, a.data());
+        n.set_state(k, src);
       }, py::arg("k"), py::arg("state"))
       .def("set_optimizer", [](CudaNetwork& n, const std::string& kind, double lr, double momentum,
                                double beta1, double beta2, double eps) {

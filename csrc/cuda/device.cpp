@@ -39,10 +39,11 @@ int runtime_version() {
 
 DeviceGuard::DeviceGuard(int device) {
   FUSEDAE_CUDA(cudaGetDevice(&previous_));
-  if (previous_ != device) {
-    FUSEDAE_CUDA(cudaSetDevice(device));
-    restore_ = true;
-  }
+  // Set even when it is already the current device: cudaSetDevice also makes
+  // its primary context current on this thread, which the driver entry point
+  // of the pointer checks (cuMemGetAddressRange) needs on a fresh thread.
+  FUSEDAE_CUDA(cudaSetDevice(device));
+  restore_ = previous_ != device;
 }
 
 DeviceGuard::~DeviceGuard() {
@@ -72,6 +73,10 @@ AddressRangeFn address_range_fn() {
   });
   return fn;
 }
+
+// Pieces of a mapped range followed by the extent check: 2^17 pieces of the
+// smallest granularity (2 MiB) are 256 GiB, more than any GPU holds.
+constexpr int kMaxPieces = 1 << 17;
 
 std::string bytes_text(double b) {
   std::ostringstream o;
@@ -113,7 +118,19 @@ void check_device_pointer(const char* name, std::uintptr_t ptr, int device, std:
     unsigned long long base = 0;
     std::size_t size = 0;
     if (fn(&base, &size, static_cast<unsigned long long>(ptr)) == 0) {
-      const double avail = static_cast<double>(base + size - ptr);
+      // A virtual-memory (cuMemMap) allocation built from several physical
+      // pieces reports only the piece that holds the address (PyTorch's
+      // expandable segments map 2 MiB or 20 MiB pieces into one range): an
+      // array that spans pieces continues into the next one, mapped without
+      // a gap. Follow such pieces until the bytes are covered.
+      unsigned long long end = base + size;
+      for (int piece = 0; piece < kMaxPieces && static_cast<double>(end - ptr) < bytes; ++piece) {
+        unsigned long long next = 0;
+        std::size_t next_size = 0;
+        if (fn(&next, &next_size, end) != 0 || next != end || next_size == 0) break;
+        end = next + next_size;
+      }
+      const double avail = static_cast<double>(end - ptr);
       if (bytes > avail)
         throw InvalidArgument(n + ": " + what + " need " + bytes_text(bytes) +
                               " from this address, its device allocation holds " +
@@ -136,6 +153,20 @@ void check_stream(cudaStream_t stream, int device) {
   if (d != device)
     throw InvalidArgument("stream: expected a stream of device " + std::to_string(device) +
                           ", got one of device " + std::to_string(d));
+}
+
+void check_not_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    // (The legacy stream while another stream captures in global mode: the
+    // op's first call on it reports that, naming the call.)
+    (void)cudaGetLastError();
+    return;
+  }
+  if (status != cudaStreamCaptureStatusNone)
+    throw InvalidArgument("stream: it is being captured into a CUDA graph; the engine's ops "
+                          "wait for their results and cannot be captured (each op replays "
+                          "its own graph)");
 }
 
 }  // namespace cuda

@@ -45,5 +45,10 @@ void check_device_pointer(const char* name, std::uintptr_t ptr, int device, std:
 // the current device, which the caller has set).
 void check_stream(cudaStream_t stream, int device);
 
+// Throws InvalidArgument naming "stream" if `stream` is being captured into a
+// CUDA graph (an op would wait on it, and its waits on the network's event
+// would break the caller's capture).
+void check_not_capturing(cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace fusedae

@@ -1,5 +1,7 @@
 #include "cuda/graph.hpp"
 
+#include <exception>
+
 #include "cuda/cuda_check.hpp"
 
 namespace fusedae {
@@ -70,18 +72,29 @@ void GraphCache::run(const GraphKey& key, cudaStream_t stream, cudaStream_t capt
     return;
   }
   slot->last_use = clock_;
-  if (!slot->exec) {
-    cudaGraph_t graph = nullptr;
-    {
-      CaptureScope capture(capture_stream);
-      enqueue(capture_stream);
-      graph = capture.end();
+  if (!slot->exec && !slot->eager) {
+    try {
+      cudaGraph_t graph = nullptr;
+      {
+        CaptureScope capture(capture_stream);
+        enqueue(capture_stream);
+        graph = capture.end();
+      }
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+      (void)cudaGraphDestroy(graph);
+      check_cuda(err, "cudaGraphInstantiate", __FILE__, __LINE__);
+      slot->exec = exec;
+    } catch (const std::exception&) {
+      // Nothing was run (see graph.hpp); an error that is the device's, not
+      // the capture's, comes back from the eager run.
+      (void)cudaGetLastError();
+      slot->eager = true;
     }
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    check_cuda(err, "cudaGraphInstantiate", __FILE__, __LINE__);
-    slot->exec = exec;
+  }
+  if (slot->eager) {
+    enqueue(stream);
+    return;
   }
   FUSEDAE_CUDA(cudaGraphLaunch(slot->exec, stream));
 }

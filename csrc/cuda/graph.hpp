@@ -4,6 +4,11 @@
 // whenever one is reallocated). Counters, the seed and optimizer settings are
 // not in the key: the kernels read them from the control block.
 //
+// A key whose capture or instantiation fails (a routine that cannot be
+// captured, no memory for the executable graph) runs eagerly from then on:
+// a capture only records work, so nothing of the failed attempt ran, and the
+// eager run issues the very same kernels.
+//
 // The caller's stream is not in the key either: every capture runs on the
 // network's private capture stream (the legacy default stream cannot be
 // captured at all) and the graph is then launched on whatever stream the
@@ -62,6 +67,7 @@ class GraphCache {
   struct Slot {
     GraphKey key;
     cudaGraphExec_t exec = nullptr;  // null: seen once, not captured yet
+    bool eager = false;              // its capture failed: it runs eagerly from now on
     std::uint64_t last_use = 0;
     bool used = false;
   };

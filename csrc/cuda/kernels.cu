@@ -355,7 +355,8 @@ optimizer_kernel(const StepControl* ctl, T* __restrict__ p, T* __restrict__ g, T
       sq += static_cast<double>(pi) * static_cast<double>(pi);
     }
     if (mode == static_cast<int>(StepMode::Gradient)) {
-      g[i] = g[i] + li * pi;
+      // The CPU's loss_and_gradient: g += λW on the weights, biases as they are.
+      if (li != T(0)) g[i] = g[i] + li * pi;
       continue;
     }
     switch (kind) {

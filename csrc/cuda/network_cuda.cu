@@ -245,6 +245,7 @@ void* CudaNetwork::device_alloc(std::size_t bytes, const char* what) {
 
 void CudaNetwork::begin(cudaStream_t stream) {
   check_stream(stream, device_);
+  check_not_capturing(stream);
   // Even on the stream of the previous op: a destroyed stream's handle may
   // come back as a new stream's, which owes nothing to the old one's order.
   if (have_last_) FUSEDAE_CUDA(cudaStreamWaitEvent(stream, done_, 0));
@@ -262,9 +263,14 @@ void CudaNetwork::wait_idle() const {
 void CudaNetwork::host_copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
   DeviceGuard guard(device_);
   begin(host_stream_);
-  FUSEDAE_CUDA(cudaMemcpyAsync(dst, src, bytes, kind, host_stream_));
-  end(host_stream_);
-  wait_idle();
+  try {
+    FUSEDAE_CUDA(cudaMemcpyAsync(dst, src, bytes, kind, host_stream_));
+    end(host_stream_);
+    wait_idle();
+  } catch (...) {
+    settle(host_stream_);
+    throw;
+  }
 }
 
 void CudaNetwork::upload_control(cudaStream_t stream) {
@@ -289,6 +295,35 @@ void CudaNetwork::download_control(cudaStream_t stream) {
   wait_idle();
 }
 
+void CudaNetwork::settle(cudaStream_t stream) noexcept {
+  if (cudaEventRecord(done_, stream) == cudaSuccess) {
+    have_last_ = true;
+    if (cudaEventSynchronize(done_) == cudaSuccess) {
+      (void)cudaGetLastError();
+      return;
+    }
+  }
+  (void)cudaStreamSynchronize(stream);
+  (void)cudaGetLastError();
+}
+
+bool CudaNetwork::read_control_now() noexcept {
+  // After settle(): the steps' work has finished, so the private stream
+  // needs no ordering after the op's.
+  if (cudaMemcpyAsync(&h_ctl_[1], ctl_, sizeof(StepControl), cudaMemcpyDeviceToHost,
+                      host_stream_) == cudaSuccess &&
+      cudaStreamSynchronize(host_stream_) == cudaSuccess)
+    return true;
+  (void)cudaGetLastError();
+  return false;
+}
+
+void CudaNetwork::apply_fit_counters(const StepControl& r, Noise noise) {
+  optimizer_steps += r.applied;
+  // Like the CPU: a noisy step draws its stream whether or not it applies.
+  if (noise != Noise::None) noise_steps += r.applied + (r.diverged ? 1 : 0);
+}
+
 // ---- checks -------------------------------------------------------------------
 
 double CudaNetwork::workspace_bytes(std::int64_t rows, bool batch) const {
@@ -302,10 +337,13 @@ double CudaNetwork::workspace_bytes(std::int64_t rows, bool batch) const {
   return elems * es;
 }
 
-void CudaNetwork::check_rows(std::int64_t rows, const char* name, double bytes) const {
-  if (rows < 1 || rows > kMaxDim)
-    throw InvalidArgument(std::string(name) + ": expected between 1 and 2^31-1 rows, got " +
-                          std::to_string(rows));
+void CudaNetwork::check_row_count(std::int64_t rows, const char* name) const {
+  // The CPU's check_matrix (core/network.cpp) words it so.
+  if (rows < 1) throw InvalidArgument(std::string(name) + ": expected at least one row");
+  if (rows > kMaxDim) throw InvalidArgument(std::string(name) + ": more than 2^31-1 rows");
+}
+
+void CudaNetwork::check_memory(std::int64_t rows, const char* name, double bytes) const {
   if (bytes + fixed_bytes_ > device_memory_)
     throw InvalidArgument(std::string(name) + ": " + std::to_string(rows) +
                           " rows in this network (rows x layer widths of GPU working memory) "
@@ -428,10 +466,15 @@ void CudaNetwork::reset_optimizer_state() {
   DeviceGuard guard(device_);
   const std::size_t bytes = static_cast<std::size_t>(n_params_) * es_;
   begin(host_stream_);
-  FUSEDAE_CUDA(cudaMemsetAsync(state0_, 0, bytes, host_stream_));
-  FUSEDAE_CUDA(cudaMemsetAsync(state1_, 0, bytes, host_stream_));
-  end(host_stream_);
-  wait_idle();
+  try {
+    FUSEDAE_CUDA(cudaMemsetAsync(state0_, 0, bytes, host_stream_));
+    FUSEDAE_CUDA(cudaMemsetAsync(state1_, 0, bytes, host_stream_));
+    end(host_stream_);
+    wait_idle();
+  } catch (...) {
+    settle(host_stream_);
+    throw;
+  }
   optimizer_steps = 0;
 }
 
@@ -449,7 +492,7 @@ void CudaNetwork::set_state(int k, const void* host) {
 }
 
 template <class T>
-void CudaNetwork::fill_init(void* host) const {
+void CudaNetwork::fill_init(std::uint64_t init_seed, void* host) const {
   // The CPU's NetworkImpl::init_params, value for value.
   T* p = static_cast<T*>(host);
   for (int l = 1; l <= L_; ++l) {
@@ -457,7 +500,8 @@ void CudaNetwork::fill_init(void* host) const {
     T* w = p + w_off_[l];
     const std::int64_t count = n_[l - 1] * n_[l];
     for (std::int64_t k = 0; k < count; k += 4) {
-      const philox::U4 u = philox::block(seed, philox::kInit, static_cast<std::uint32_t>(l),
+      const philox::U4 u = philox::block(init_seed, philox::kInit,
+                                         static_cast<std::uint32_t>(l),
                                          static_cast<std::uint64_t>(k / 4));
       for (int h = 0; h < 4 && k + h < count; ++h)
         w[k + h] = static_cast<T>((2.0 * philox::uniform24(u.v[h]) - 1.0) * r);
@@ -468,14 +512,16 @@ void CudaNetwork::fill_init(void* host) const {
 }
 
 void CudaNetwork::init_params(std::uint64_t new_seed) {
-  seed = new_seed;
+  // The counters change only once the new parameters are in place: a failed
+  // copy leaves the network as it was.
   std::vector<unsigned char> host(static_cast<std::size_t>(n_params_) * es_);
-  if (cfg_.dtype == DType::Float32) fill_init<float>(host.data());
-  else fill_init<double>(host.data());
+  if (cfg_.dtype == DType::Float32) fill_init<float>(new_seed, host.data());
+  else fill_init<double>(new_seed, host.data());
   set_params(host.data());
-  reset_optimizer_state();
+  seed = new_seed;
   noise_steps = 0;
   epochs = 0;
+  reset_optimizer_state();
 }
 
 // ---- the step -------------------------------------------------------------------
@@ -583,83 +629,110 @@ void CudaNetwork::enqueue_forward(cudaStream_t st, const void* xv, std::int64_t 
 }
 
 // ---- ops ------------------------------------------------------------------------
+// Checks in the CPU's order (core/network.cpp): the arrays (rows, pointers,
+// then their values), the options, then the memory the call needs. Every op
+// that throws after begin() settles its stream first (settle()), and an op
+// whose steps may have applied before the error keeps the counters true to
+// the parameters (train_step, fit_epoch).
 
 void CudaNetwork::forward(std::uintptr_t x, std::int64_t rows, int start, int stop,
                           std::uintptr_t out, cudaStream_t stream) {
   if (start < 0 || start >= L_ || stop <= start || stop > L_)
     throw InvalidArgument("layers: expected 0 <= start < stop <= " + std::to_string(L_));
-  const std::int64_t chunk = rows < kForwardChunk ? rows : kForwardChunk;
-  check_rows(rows, "X", workspace_bytes(chunk, false));
+  check_row_count(rows, "X");
   DeviceGuard guard(device_);
   check_matrix("X", x, rows, n_[start]);
   check_matrix("out", out, rows, n_[stop]);
+  const std::int64_t chunk = rows < kForwardChunk ? rows : kForwardChunk;
+  check_memory(rows, "X", workspace_bytes(chunk, false));
   begin(stream);
-  check_finite(stream, x, rows * n_[start], 0, 0);
-  reserve_rows(chunk);
-  if (cfg_.dtype == DType::Float32)
-    enqueue_forward<float>(stream, reinterpret_cast<const void*>(x), rows, start, stop,
-                           reinterpret_cast<void*>(out));
-  else
-    enqueue_forward<double>(stream, reinterpret_cast<const void*>(x), rows, start, stop,
-                            reinterpret_cast<void*>(out));
-  end(stream);  // no wait: the output is the caller's to order on its stream
+  try {
+    check_finite(stream, x, rows * n_[start], 0, 0);
+    reserve_rows(chunk);
+    if (cfg_.dtype == DType::Float32)
+      enqueue_forward<float>(stream, reinterpret_cast<const void*>(x), rows, start, stop,
+                             reinterpret_cast<void*>(out));
+    else
+      enqueue_forward<double>(stream, reinterpret_cast<const void*>(x), rows, start, stop,
+                              reinterpret_cast<void*>(out));
+    end(stream);  // no wait: the output is the caller's to order on its stream
+  } catch (...) {
+    settle(stream);
+    throw;
+  }
 }
 
 double CudaNetwork::loss_and_gradient(std::uintptr_t x, std::uintptr_t y, std::int64_t rows,
                                       cudaStream_t stream) {
-  check_rows(rows, "X", workspace_bytes(rows, false));
+  check_row_count(rows, "X");
   DeviceGuard guard(device_);
   check_pair(x, y, rows);
+  check_memory(rows, "X", workspace_bytes(rows, false));
   begin(stream);
-  check_finite(stream, x, rows * n_[0], y == x ? 0 : y, rows * n_[L_]);
-  reserve_rows(rows);
-  upload_control(stream);
-  StepArgs a;
-  a.x = reinterpret_cast<const void*>(x);
-  a.y = reinterpret_cast<const void*>(y);
-  a.rows = rows;
-  a.mode = StepMode::Gradient;
-  GraphKey key;
-  key.kind = kGraphGradient;
-  key.x = x;
-  key.y = y;
-  key.rows = rows;
-  key.generation = generation_;
-  graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
-    if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
-    else enqueue_step<double>(st, a);
-  });
-  download_control(stream);
+  try {
+    check_finite(stream, x, rows * n_[0], y == x ? 0 : y, rows * n_[L_]);
+    reserve_rows(rows);
+    upload_control(stream);
+    StepArgs a;
+    a.x = reinterpret_cast<const void*>(x);
+    a.y = reinterpret_cast<const void*>(y);
+    a.rows = rows;
+    a.mode = StepMode::Gradient;
+    GraphKey key;
+    key.kind = kGraphGradient;
+    key.x = x;
+    key.y = y;
+    key.rows = rows;
+    key.generation = generation_;
+    graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
+      if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
+      else enqueue_step<double>(st, a);
+    });
+    download_control(stream);
+  } catch (...) {
+    settle(stream);
+    throw;
+  }
   return h_ctl_[1].total;
 }
 
 double CudaNetwork::train_step(std::uintptr_t x, std::uintptr_t y, std::int64_t rows,
                                cudaStream_t stream) {
-  check_rows(rows, "X", workspace_bytes(rows, false));
+  check_row_count(rows, "X");
   DeviceGuard guard(device_);
   check_pair(x, y, rows);
+  check_memory(rows, "X", workspace_bytes(rows, false));
   begin(stream);
-  reserve_rows(rows);
-  upload_control(stream);
-  StepArgs a;
-  a.x = reinterpret_cast<const void*>(x);
-  a.y = reinterpret_cast<const void*>(y);
-  a.rows = rows;
-  a.mode = StepMode::Update;
-  // The NaN scan runs inside the step (one synchronisation per step instead
-  // of two): a bad input stops the step before its update, and is reported.
-  a.check_inputs = true;
-  GraphKey key;
-  key.kind = kGraphTrain;
-  key.x = x;
-  key.y = y;
-  key.rows = rows;
-  key.generation = generation_;
-  graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
-    if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
-    else enqueue_step<double>(st, a);
-  });
-  download_control(stream);
+  bool uploaded = false;
+  try {
+    reserve_rows(rows);
+    upload_control(stream);
+    uploaded = true;
+    StepArgs a;
+    a.x = reinterpret_cast<const void*>(x);
+    a.y = reinterpret_cast<const void*>(y);
+    a.rows = rows;
+    a.mode = StepMode::Update;
+    // The NaN scan runs inside the step (one synchronisation per step instead
+    // of two): a bad input stops the step before its update, and is reported.
+    a.check_inputs = true;
+    GraphKey key;
+    key.kind = kGraphTrain;
+    key.x = x;
+    key.y = y;
+    key.rows = rows;
+    key.generation = generation_;
+    graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
+      if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
+      else enqueue_step<double>(st, a);
+    });
+    download_control(stream);
+  } catch (...) {
+    settle(stream);
+    // A step that was applied before the error is part of the parameters now.
+    if (uploaded && read_control_now()) optimizer_steps += h_ctl_[1].applied;
+    throw;
+  }
   const StepControl& r = h_ctl_[1];
   if (r.bad_x) throw InvalidArgument("X: contains NaN or infinity");
   if (r.bad_y) throw InvalidArgument("Y: contains NaN or infinity");
@@ -669,10 +742,9 @@ double CudaNetwork::train_step(std::uintptr_t x, std::uintptr_t y, std::int64_t 
 
 EpochResult CudaNetwork::fit_epoch(std::uintptr_t x, std::uintptr_t y, std::int64_t rows,
                                    const EpochOptions& o, cudaStream_t stream) {
-  // The CPU's checks, in its order: arrays, batch size, noise level.
-  const std::int64_t bs = o.batch_size >= 1 && o.batch_size < rows ? o.batch_size : rows;
-  check_rows(rows, "X",
-             workspace_bytes(bs, true) + (o.shuffle ? 8.0 * static_cast<double>(rows) : 0.0));
+  // The CPU's checks, in its order: arrays (with their values), batch size,
+  // noise level, then the memory the epoch needs.
+  check_row_count(rows, "X");
   DeviceGuard guard(device_);
   if (y) {
     check_pair(x, y, rows);
@@ -681,61 +753,83 @@ EpochResult CudaNetwork::fit_epoch(std::uintptr_t x, std::uintptr_t y, std::int6
     if (n_[0] != n_[L_])
       throw InvalidArgument("Y: required when the output width differs from the input's");
   }
+  begin(stream);
+  try {
+    check_finite(stream, x, rows * n_[0], y == x ? 0 : y, rows * n_[L_]);
+  } catch (...) {
+    settle(stream);
+    throw;
+  }
   if (o.batch_size < 1) throw InvalidArgument("batch_size: expected an integer >= 1");
   if (!std::isfinite(o.noise_level) || o.noise_level < 0 ||
       (o.noise != Noise::Gaussian && o.noise_level > 1))
     throw InvalidArgument("noise_level: expected a standard deviation >= 0 (gaussian) or a "
                           "probability in [0, 1] (masking, salt_pepper)");
-  begin(stream);
-  check_finite(stream, x, rows * n_[0], y == x ? 0 : y, rows * n_[L_]);
-  reserve_batch(bs);
-  if (o.shuffle) {
-    // The CPU's permutation, computed on the host with its code (Fisher-Yates
-    // is sequential) and copied once per epoch.
-    reserve_permutation(rows);
-    philox::permutation(seed, static_cast<std::uint32_t>(epochs), rows, h_perm_);
-    FUSEDAE_CUDA(cudaMemcpyAsync(perm_, h_perm_, sizeof(std::int64_t) * rows,
-                                 cudaMemcpyHostToDevice, stream));
-  }
-  ++epochs;
-  upload_control(stream);
+  const std::int64_t bs = o.batch_size < rows ? o.batch_size : rows;
+  check_memory(rows, "X",
+               workspace_bytes(bs, true) + (o.shuffle ? 8.0 * static_cast<double>(rows) : 0.0));
 
-  StepArgs a;
-  a.mode = StepMode::Update;
-  a.gather = true;
-  a.src_x = reinterpret_cast<const void*>(x);
-  a.src_y = reinterpret_cast<const void*>(y);
-  a.perm = o.shuffle ? perm_ : nullptr;
-  a.batch_size = bs;
-  a.noise = o.noise;
-  a.noise_level = o.noise_level;
-  GraphKey key;
-  key.kind = kGraphFit;
-  key.x = x;
-  key.y = y;
-  key.batch = bs;
-  key.shuffle = o.shuffle ? 1 : 0;
-  key.noise = static_cast<int>(o.noise);
-  key.noise_level = o.noise_level;
-  key.generation = generation_;
-  const std::int64_t batches = (rows + bs - 1) / bs;
-  // Batches run back to back without the host looking: every kernel reads
-  // the batch index, the counters and the divergence flag from the control
-  // block, so the same graph serves every full batch (and one more the
-  // shorter last batch).
-  for (std::int64_t b = 0; b < batches; ++b) {
-    a.rows = b + 1 < batches ? bs : rows - b * bs;
-    key.rows = a.rows;
-    graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
-      if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
-      else enqueue_step<double>(st, a);
-    });
+  const std::int64_t epochs_before = epochs;
+  bool uploaded = false;
+  try {
+    reserve_batch(bs);
+    if (o.shuffle) {
+      // The CPU's permutation, computed on the host with its code (Fisher-Yates
+      // is sequential) and copied once per epoch.
+      reserve_permutation(rows);
+      philox::permutation(seed, static_cast<std::uint32_t>(epochs), rows, h_perm_);
+      FUSEDAE_CUDA(cudaMemcpyAsync(perm_, h_perm_, sizeof(std::int64_t) * rows,
+                                   cudaMemcpyHostToDevice, stream));
+    }
+    ++epochs;
+    upload_control(stream);
+    uploaded = true;
+
+    StepArgs a;
+    a.mode = StepMode::Update;
+    a.gather = true;
+    a.src_x = reinterpret_cast<const void*>(x);
+    a.src_y = reinterpret_cast<const void*>(y);
+    a.perm = o.shuffle ? perm_ : nullptr;
+    a.batch_size = bs;
+    a.noise = o.noise;
+    a.noise_level = o.noise_level;
+    GraphKey key;
+    key.kind = kGraphFit;
+    key.x = x;
+    key.y = y;
+    key.batch = bs;
+    key.shuffle = o.shuffle ? 1 : 0;
+    key.noise = static_cast<int>(o.noise);
+    key.noise_level = o.noise_level;
+    key.generation = generation_;
+    const std::int64_t batches = (rows + bs - 1) / bs;
+    // Batches run back to back without the host looking: every kernel reads
+    // the batch index, the counters and the divergence flag from the control
+    // block, so the same graph serves every full batch (and one more the
+    // shorter last batch).
+    for (std::int64_t b = 0; b < batches; ++b) {
+      a.rows = b + 1 < batches ? bs : rows - b * bs;
+      key.rows = a.rows;
+      graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
+        if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
+        else enqueue_step<double>(st, a);
+      });
+    }
+    download_control(stream);
+  } catch (...) {
+    settle(stream);
+    // Steps that ran before the error are part of the parameters: the
+    // counters say so, as after a diverged epoch. An epoch of which nothing
+    // ran leaves them as they were.
+    if (uploaded && read_control_now() && (h_ctl_[1].applied > 0 || h_ctl_[1].diverged))
+      apply_fit_counters(h_ctl_[1], o.noise);
+    else
+      epochs = epochs_before;
+    throw;
   }
-  download_control(stream);
   const StepControl& r = h_ctl_[1];
-  optimizer_steps += r.applied;
-  // Like the CPU: a noisy step draws its stream whether or not it applies.
-  if (o.noise != Noise::None) noise_steps += r.applied + (r.diverged ? 1 : 0);
+  apply_fit_counters(r, o.noise);
   EpochResult res;
   res.steps = r.applied;
   res.diverged = r.diverged != 0;

@@ -103,10 +103,13 @@ class CudaNetwork {
   template <class T> void enqueue_step(cudaStream_t stream, const StepArgs& a);
   template <class T> void enqueue_forward(cudaStream_t stream, const void* x, std::int64_t rows,
                                           int start, int stop, void* out);
-  template <class T> void fill_init(void* host) const;
+  template <class T> void fill_init(std::uint64_t init_seed, void* host) const;
 
   void release() noexcept;
-  void check_rows(std::int64_t rows, const char* name, double bytes) const;
+  // Rows in [1, 2^31) (the CPU's check_matrix wording), then the workspace
+  // `bytes` they need within the GPU's memory.
+  void check_row_count(std::int64_t rows, const char* name) const;
+  void check_memory(std::int64_t rows, const char* name, double bytes) const;
   void check_matrix(const char* name, std::uintptr_t p, std::int64_t rows, std::int64_t cols) const;
   void check_pair(std::uintptr_t x, std::uintptr_t y, std::int64_t rows) const;
   void check_finite(cudaStream_t stream, std::uintptr_t x, std::int64_t nx, std::uintptr_t y,
@@ -119,6 +122,16 @@ class CudaNetwork {
   void end(cudaStream_t stream);    // marks the end of this op's work on `stream`
   void upload_control(cudaStream_t stream);
   void download_control(cudaStream_t stream);  // and waits: the op's one sync
+  // An op that throws after begin(stream) may have issued work there that
+  // done_ does not cover: settle() records done_ after it and waits for it
+  // (so the next op, on any stream, is ordered after it, and no page-locked
+  // buffer is reused under a copy still pending). Never throws.
+  void settle(cudaStream_t stream) noexcept;
+  // The control block as the steps left it, copied back synchronously after
+  // settle(); false if the device cannot say.
+  bool read_control_now() noexcept;
+  // The CPU's counters after a fit's steps (as reported in `r`).
+  void apply_fit_counters(const StepControl& r, Noise noise);
   void host_copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind);
   void* device_alloc(std::size_t bytes, const char* what);
 
