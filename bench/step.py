@@ -1,6 +1,6 @@
 """Quick before/after check: steps/s of the engine alone on one workload.
 
-    python bench/step.py D N B [--threads T] [--seconds S] [--density P]
+    python bench/step.py D N B [--threads T] [--seconds S | --steps K] [--density P]
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
 float32) on a batch of B rows, each entry nonzero with probability P (0.2,
@@ -27,6 +27,9 @@ def main(argv=None):
     parser.add_argument("B", type=int)
     parser.add_argument("--threads", type=int, default=engine.get_num_threads())
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="time exactly this many steps instead of --seconds (for A/B "
+                             "runs of two builds: same work, so the loss printed must agree)")
     parser.add_argument("--density", type=float, default=0.2)
     args = parser.parse_args(argv)
     engine.set_num_threads(args.threads)
@@ -40,14 +43,20 @@ def main(argv=None):
     for _ in range(5):
         net.train_step(X, X)
     steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        net.train_step(X, X)
-        steps += 1
+    if args.steps > 0:
+        for _ in range(args.steps):
+            net.train_step(X, X)
+        steps = args.steps
+    else:
+        while time.perf_counter() - start < args.seconds:
+            net.train_step(X, X)
+            steps += 1
     rate = steps / (time.perf_counter() - start)
     flops = 10.0 * args.B * args.D * args.N
     print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}, "
           f"{args.threads} thread(s): {rate:,.1f} steps/s, "
-          f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})")
+          f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})"
+          + (f", loss after: {net.train_step(X, X):.6f}" if args.steps > 0 else ""))
 
 
 if __name__ == "__main__":
