@@ -41,8 +41,13 @@ template <class T> class NetworkImpl final : public Network {
                     void* outv) override {
     blas::require();
     ForwardJob job{this, static_cast<const T*>(xv), static_cast<T*>(outv), 0, 0, start, stop};
-    // Row chunks keep the workspace small when transforming a whole data set.
-    const std::int64_t chunk = rows < kForwardChunk ? rows : kForwardChunk;
+    // Row chunks keep the workspace small when transforming a whole data set:
+    // as many rows as the workspace already has (a fit's batch), at least
+    // kForwardChunk. A per-row buffer is ~16 bytes per input column (the
+    // nonzero lists a step needs), so 2048-row chunks grew a W-mnist model's
+    // workspace by 26 MB after its fit's last transform.
+    const std::int64_t want = rows_capacity_ > kForwardChunk ? rows_capacity_ : kForwardChunk;
+    const std::int64_t chunk = rows < want ? rows : want;
     reserve_rows(chunk);
     for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
       job.r0 = r0;
@@ -161,7 +166,7 @@ template <class T> class NetworkImpl final : public Network {
   }
 
  private:
-  static constexpr std::int64_t kForwardChunk = 2048;
+  static constexpr std::int64_t kForwardChunk = 256;
   // Below this many multiply-add flops per call (forward, all layers) a step
   // runs on the calling thread: ~50 µs of work, where the pool's barriers
   // would cost more than they save.
