@@ -390,18 +390,25 @@ def print_table(t, results, baseline="fusedae"):
 
 # ------------------------------------------------- command line, report
 
-def parse_args(argv, description, workloads, out_prefix):
+def parse_args(argv, description, workloads, out_prefix, extra=None, groups=None):
     """The competitor benchmarks' options: --reps --threads --workloads
     --seconds --out. `workloads` is {name: shape}; a workload may also be
     named without its "X-" prefix, in any case. Returns the parsed args with
-    threads a list of ints and workloads a list of names."""
+    threads a list of ints and workloads a list of names.
+
+    extra: a callable given the parser, to add a script's own options;
+    groups: {alias: [workload names]}, aliases --workloads also accepts
+    (e.g. a family of workloads)."""
     p = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(p)
     p.add_argument("--reps", type=int, default=7,
                    help="timed windows per competitor and workload (default 7)")
     p.add_argument("--threads", default="1,2",
                    help="comma-separated thread counts (default 1,2)")
     p.add_argument("--workloads", default=",".join(workloads),
-                   help="comma-separated subset of " + ", ".join(workloads))
+                   help="comma-separated subset of " + ", ".join(workloads)
+                        + (" or of the groups " + ", ".join(groups) if groups else ""))
     p.add_argument("--seconds", type=float, default=0.5,
                    help="target length of one timed window (default 0.5)")
     p.add_argument("--out", default=None,
@@ -416,16 +423,21 @@ def parse_args(argv, description, workloads, out_prefix):
         p.error("--threads: need at least one count >= 1")
     by_lower = {k.lower(): k for k in workloads}
     by_short = {k.lower().split("-", 1)[-1]: k for k in workloads}
+    by_group = {k.lower(): v for k, v in (groups or {}).items()}
     names = []
     for w in args.workloads.split(","):
         w = w.strip()
         if not w:
             continue
+        if w.lower() in by_group:
+            names += [k for k in by_group[w.lower()] if k not in names]
+            continue
         key = by_lower.get(w.lower()) or by_short.get(w.lower())
         if key is None:
             p.error(f"--workloads: unknown workload {w!r}; expected one of "
-                    f"{', '.join(workloads)}")
-        names.append(key)
+                    f"{', '.join(list(workloads) + list(groups or ()))}")
+        if key not in names:
+            names.append(key)
     args.workloads = names
     if args.reps < 1:
         p.error("--reps must be >= 1")

@@ -59,16 +59,58 @@ Usage::
 
 Prints one table per thread count and writes every raw measurement as JSON
 (default ``bench/results/cpu-<YYYY-MM-DD>.json``).
+
+Every peer, every workload: ``--all``
+-------------------------------------
+``python bench/cpu.py --all`` runs fusedae, the NumPy reference and -- when
+installed -- PyTorch eager, ``torch.compile`` and JAX ``jit`` on every
+workload family, at 1 and 2 threads (bench/cpu_all.py; the implementations
+are bench/peers_*.py, the workloads bench/cpu_workloads.py):
+
+- ``sparse``: the three sparse AE steps above;
+- ``vae``: one VAE step, 784-400-20, B=128, Adam (the model of
+  bench/vae_torch.py);
+- ``gan``: one GAN step (a D step and a G step), G 100-256-784,
+  D 784-256-1, B=64, Adam (fusedae.GAN's defaults);
+- ``epoch``: whole epochs of fit (``Network.fit_epoch``) of W-mnist on
+  10240 rows, batch 256, SGD: in order (E-inorder), shuffled (E-shuffled),
+  shuffled with Gaussian noise sigma=0.3 (E-gaussian), against the same
+  epoch written plainly for each peer;
+- ``memory``: the peak RSS of a 2-epoch fit (M-fit), against a bound.
+
+Each implementation runs in its own worker process (bench/cpu_worker.py,
+``python bench/cpu.py --worker IMPL WORKLOAD THREADS``), pinned to CPUs
+0..t-1, with ``OPENBLAS_CORETYPE`` removed from its environment unless
+``--keep-env``; the workers of one (workload, threads) group are checked
+against the NumPy reference, warmed up, calibrated and then timed one at a
+time in ``--reps`` interleaved rounds. Markdown tables go to stdout and to a
+``.md`` beside the JSON (default ``bench/results/cpu-all-<YYYY-MM-DD>.json``).
+``--workloads`` takes workload names or family names (``--workloads
+vae,E-gaussian``) and ``--threads`` thread counts, to run single groups.
+
+Usage::
+
+    python bench/cpu.py --all [--reps 7] [--seconds 0.5] [--threads 1,2]
+                        [--workloads sparse,vae,gan,epoch,memory]
+                        [--keep-env] [--torch-trace-autograd] [--out PATH]
 """
-import datetime
-import functools
-import math
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    # A worker of --all: it pins itself and sets its environment before
+    # importing anything heavy, so nothing else is imported here.
+    import cpu_worker
+    sys.exit(cpu_worker.main(sys.argv[2:]))
+
+import datetime  # noqa: E402
+import functools  # noqa: E402
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+
 import _common  # noqa: E402
 
 _common.ensure_fusedae_importable()
@@ -146,28 +188,8 @@ def make_numpy(D, N, X, Ws, bs):
 
 
 if torch is not None:
-    class SparseAutoencoder(torch.nn.Module):
-        """D-N-D autoencoder with sigmoid hidden and output layers."""
-
-        def __init__(self, D, N):
-            super().__init__()
-            self.encoder = torch.nn.Linear(D, N)
-            self.decoder = torch.nn.Linear(N, D)
-
-        def forward(self, x):
-            hidden = torch.sigmoid(self.encoder(x))
-            return torch.sigmoid(self.decoder(hidden)), hidden
-
-
-def sparse_autoencoder_loss(xhat, x, hidden, rho, beta):
-    """(1/B) sum 1/2 ||xhat - x||^2 + beta sum KL(rho || rhohat), no clamp."""
-    batch = x.shape[0]
-    reconstruction = 0.5 * torch.nn.functional.mse_loss(
-        xhat, x, reduction="sum") / batch
-    rhohat = hidden.mean(dim=0)
-    kl = (rho * torch.log(rho / rhohat)
-          + (1 - rho) * torch.log((1 - rho) / (1 - rhohat)))
-    return reconstruction + beta * kl.sum()
+    # The model and its loss (no clamp of rhohat), shared with --all.
+    from peers_torch import SparseAutoencoder, sparse_autoencoder_loss  # noqa: E402,F401
 
 
 def make_torch(D, N, X, Ws, bs):
@@ -278,14 +300,40 @@ def bench_workload(name, D, N, B, X, reps, seconds):
 
 # ---------------------------------------------------------------- command line
 
+def add_all_options(p):
+    p.add_argument("--all", action="store_true",
+                   help="every workload family (sparse, vae, gan, epoch, memory) against "
+                        "every peer (NumPy, PyTorch eager, torch.compile, JAX), one worker "
+                        "process each; see the module docstring")
+    p.add_argument("--keep-env", action="store_true",
+                   help="--all: leave OPENBLAS_CORETYPE in the workers' environment "
+                        "(by default it is removed so that each OpenBLAS picks its kernels)")
+    p.add_argument("--torch-trace-autograd", action="store_true",
+                   help="--all: torch-compile with torch._dynamo.config."
+                        "trace_autograd_ops = True (backward traced into the graph) instead "
+                        "of the default graph break at loss.backward()")
+
+
 def parse_args(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--all" in argv:
+        import cpu_workloads
+        return _common.parse_args(
+            argv, "Training steps/s of fusedae vs NumPy, PyTorch (eager, compiled) "
+                  "and JAX on every workload (CPU), one process each.",
+            cpu_workloads.ALL_WORKLOADS, "cpu-all", extra=add_all_options,
+            groups=cpu_workloads.FAMILIES)
     return _common.parse_args(
-        argv, "Training steps/s of fusedae vs NumPy vs PyTorch (CPU).",
-        WORKLOADS, "cpu")
+        argv, "Training steps/s of fusedae vs NumPy vs PyTorch (CPU). With --all: "
+              "every workload family (sparse, vae, gan, epoch, memory) against every peer.",
+        WORKLOADS, "cpu", extra=add_all_options)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.all:
+        import cpu_all
+        return cpu_all.run(args)
     today = datetime.date.today().isoformat()
     out_path = args.out or _common.default_out_path("cpu", today)
 
@@ -368,4 +416,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
