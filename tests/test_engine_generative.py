@@ -218,7 +218,15 @@ def test_discriminator_loss_and_gradient(case, dtype, rng):
     assert abs(got - J) <= TOL[dtype] * abs(J)
     gW, gb = mlp.unflatten(model.discriminator.grads.astype(np.float64), spec.discriminator)
     for l, (g, r) in enumerate(zip(gW + gb, dWs + dbs)):
-        assert rel_err(g, r) <= TOL[dtype], l
+        if l == len(gW + gb) - 1:
+            # The output bias's gradient is mean(σ(z) − t) over real (t = 1) and
+            # fake (t = 0) rows, which cancel: its float32 rounding error scales
+            # with mean |σ(z) − t|, not with the (possibly tiny) mean itself.
+            As, _ = mlp.forward(Dp[0], Dp[1], as64(S), spec.discriminator)
+            scale = np.abs(As[-1] - T).mean()
+            assert np.abs(g - r).max() <= TOL[dtype] * scale, l
+        else:
+            assert rel_err(g, r) <= TOL[dtype], l
 
 
 @pytest.mark.parametrize("isa", ISAS)
