@@ -41,13 +41,13 @@ template <class T> class NetworkImpl final : public Network {
                     void* outv) override {
     blas::require();
     ForwardJob job{this, static_cast<const T*>(xv), static_cast<T*>(outv), 0, 0, start, stop};
-    // Row chunks keep the workspace small when transforming a whole data set:
-    // as many rows as the workspace already has (a fit's batch), at least
-    // kForwardChunk. A per-row buffer is ~16 bytes per input column (the
-    // nonzero lists a step needs), so 2048-row chunks grew a W-mnist model's
-    // workspace by 26 MB after its fit's last transform.
-    const std::int64_t want = rows_capacity_ > kForwardChunk ? rows_capacity_ : kForwardChunk;
-    const std::int64_t chunk = rows < want ? rows : want;
+    // Row chunks keep the workspace small when transforming a whole data set
+    // (a per-row buffer is ~16 bytes per input column: the nonzero lists a
+    // step needs; 2048-row chunks grew a W-mnist model's workspace by 26 MB at
+    // the end of its fit). A fixed size, not the workspace's: OpenBLAS rounds
+    // a row by where it falls in its blocking, so the outputs would depend on
+    // what the model ran before (a saved and a loaded model must agree).
+    const std::int64_t chunk = rows < kForwardChunk ? rows : kForwardChunk;
     reserve_rows(chunk);
     for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
       job.r0 = r0;
