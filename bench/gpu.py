@@ -75,6 +75,13 @@ Usage::
                         [--workloads W-mnist,W-wide] [--batches 256,1024,8192]
                         [--device 0] [--out PATH] [--strict]
 
+Composites (no competitors, no goals; ``--no-composites`` skips them): the
+steps/s of the CUDA engine's composite models on the same kind of data at
+B = 128 -- a VAE 784-400-20 (relu, sigmoid output, binary cross entropy,
+Adam) ``_engine_cuda.VAE.train_step``, and a GAN 100-256-784 / 784-256-1
+step (one ``discriminator_step`` and one ``generator_step``, Adam) -- timed
+like the others (warm-up, windows, median over ``--reps``).
+
 Prints a markdown table and the goals, and writes every raw measurement as
 JSON (default ``bench/results/gpu-<YYYY-MM-DD>.json``) with the table beside
 it (``.md``). ``--quick``: 3 repetitions of 0.1 s windows after 0.05 s
@@ -136,6 +143,8 @@ def parse_args(argv=None):
                    help="JSON output path (default bench/results/gpu-<YYYY-MM-DD>.json); "
                         "the markdown table goes beside it (.md)")
     p.add_argument("--strict", action="store_true", help="exit with status 3 if a goal fails")
+    p.add_argument("--no-composites", dest="composites", action="store_false",
+                   help="skip the VAE and GAN step timings")
     args = p.parse_args(argv)
     args.reps = args.reps if args.reps is not None else (3 if args.quick else 7)
     args.seconds = args.seconds if args.seconds is not None else (0.1 if args.quick else 0.25)
@@ -580,6 +589,54 @@ def evaluate_goals(results, names):
 
 
 # ------------------------------------------------------------------ main
+COMPOSITE_BATCH = 128
+
+
+def bench_composites(ctx, args):
+    """Steps/s of the composite models' steps on device data (see the module
+    docstring); one entry per case, with the loss of its last step."""
+    cp, engine = ctx["cp"], ctx["engine"]
+    B = COMPOSITE_BATCH
+    X = cp.asarray(_common.mnist_like(B, 784, DATA_SEED))
+    stream = cp.cuda.get_current_stream().ptr
+    vae = engine.VAE(784, 20, [400], "relu", "sigmoid", "binary_cross_entropy", "float32", 0.0,
+                     0, device_id=ctx["index"])
+    vae.init_params(PARAM_SEED)
+    vae.set_optimizer("adam", 1e-3)
+    gan = engine.GAN(100, 784, [256], [256], "relu", "sigmoid", "leaky_relu", "float32", 0.0,
+                     False, device_id=ctx["index"])
+    gan.init_params(PARAM_SEED)
+    gan.set_optimizers("adam", 2e-4, 2e-4)
+    steps = {
+        "VAE 784-400-20 train_step": lambda: vae.train_step(X.data.ptr, 0, B, stream)[0],
+        "GAN 100-256-784 D+G step": lambda: (gan.discriminator_step(X.data.ptr, B, stream)
+                                             + gan.generator_step(B, stream)),
+    }
+    out = []
+    for label, step in steps.items():
+        rate = warm_up(ctx, step, args.warmup)
+        n = max(3, int(rate * args.seconds))
+        rates, last, nonfinite = [], None, 0
+        for _ in range(args.reps):
+            seconds, losses = time_window(ctx, step, n)
+            rates.append(n / max(seconds, 1e-9))
+            nonfinite += sum(not math.isfinite(v) for v in losses)
+            last = losses[-1]
+        out.append({"case": label, "B": B, "steps_per_window": n,
+                    "steps_per_second": _summary(rates), "last_loss": last,
+                    "nonfinite_losses": nonfinite})
+    return out
+
+
+def composites_table(rows):
+    lines = ["| composite step | B | steps/s (median) | min | max |", "|---|---|---|---|---|"]
+    for r in rows:
+        s = r["steps_per_second"]
+        lines.append(f"| {r['case']} | {r['B']} | {s['median']:.0f} | {s['min']:.0f} | "
+                     f"{s['max']:.0f} |")
+    return "\n".join(lines)
+
+
 def _setup(device):
     """CuPy, PyTorch (or None and why), fusedae's CUDA engine; exits with a
     message naming what is missing."""
@@ -650,10 +707,17 @@ def main(argv=None):
             print(f"  timing {name} B={B}...", flush=True)
             results.append(bench_case(ctx, name, D, N, B, args, names))
 
+    composites = []
+    if args.composites:
+        print("  timing the composites...", flush=True)
+        composites = bench_composites(ctx, args)
+
     table = markdown_table(results, names)
     goals = evaluate_goals(results, names)
     print("\nmedian steps/s over reps (CUDA events; ratios of medians):\n")
     print(table)
+    if composites:
+        print("\n" + composites_table(composites))
     print("\ngoals:")
     for g in goals:
         shown = f" ({g['value']:.2f}, threshold {g['threshold']})" if "value" in g else \
@@ -664,6 +728,10 @@ def main(argv=None):
             if c["nonfinite_losses"]:
                 notes.append(f"{r['workload']} B={r['B']}: {comp} had {c['nonfinite_losses']} "
                              "non-finite losses (timing continued)")
+    for r in composites:
+        if r["nonfinite_losses"]:
+            notes.append(f"{r['case']}: {r['nonfinite_losses']} non-finite losses (timing "
+                         "continued)")
     for note in notes:
         print("note: " + note)
 
@@ -694,13 +762,17 @@ def main(argv=None):
         "fusedae": fusedae.__version__,
         "verification": verification,
         "results": results,
+        "composites": composites,
         "goals": goals,
         "notes": notes,
     }
     _common.write_report(report, out_path)
     md_path = os.path.splitext(out_path)[0] + ".md"
     with open(md_path, "w") as f:
-        f.write(f"# GPU benchmark, {today}: {gpu_name}\n\n{table}\n\n## Goals\n\n")
+        f.write(f"# GPU benchmark, {today}: {gpu_name}\n\n{table}\n\n")
+        if composites:
+            f.write(composites_table(composites) + "\n\n")
+        f.write("## Goals\n\n")
         for g in goals:
             shown = f" ({g['value']:.2f}, threshold {g['threshold']})" if "value" in g else ""
             f.write(f"- {g['status']}: {g['goal']}{shown}\n")

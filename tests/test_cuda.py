@@ -6,8 +6,8 @@ Two parts.
     errors of a CUDA device where CuPy, the CUDA engine
     (``fusedae._engine_cuda``) or a GPU is missing (simulated by replacing
     modules in ``sys.modules``, so they run the same on a machine that has
-    them), the models without a CUDA backend (VAEs, GAN), CuPy arrays given
-    to CPU models, and loading a GPU model's file on the CPU.
+    them), for every estimator the composites (VAEs, GAN) included, CuPy
+    arrays given to CPU models, and loading a GPU model's file on the CPU.
 
 (b) On a GPU (skipped otherwise, the reason naming what is missing): every
     op of the CUDA network against the NumPy reference (float64 to 1e-10,
@@ -16,7 +16,11 @@ Two parts.
     initialisation, shuffles and noise); zero-copy CuPy input on the
     current stream, a non-default stream, refused arrays, divergence; the
     estimators' quality bars of the CPU tests, CuPy in / CuPy out, and
-    models saved on the GPU and loaded on the CPU.
+    models saved on the GPU and loaded on the CPU. The composites (VAE,
+    conditional VAE, GAN) the same way: every op of _engine_cuda.VAE and
+    _engine_cuda.GAN against the CPU engine's with the same seed (losses and
+    parameters after steps and epochs), zero copies, NaN, divergence, and
+    their estimators.
 """
 import gc
 import importlib.abc
@@ -46,7 +50,8 @@ from fusedae.reference import mlp, optim, philox
 ENGINE_CUDA = "fusedae._engine_cuda"
 CUDA_ESTIMATORS = ("Autoencoder", "SparseAutoencoder", "DenoisingAutoencoder", "Classifier",
                    "Generator")
-CPU_ONLY = ("VAE", "ConditionalVAE", "GAN")
+COMPOSITES = ("VAE", "ConditionalVAE", "GAN")
+ALL_ESTIMATORS = CUDA_ESTIMATORS + COMPOSITES
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +128,7 @@ def _estimator(name, **kw):
     return getattr(fusedae, name)(4, **small, **kw)
 
 
-@pytest.mark.parametrize("name", CUDA_ESTIMATORS + CPU_ONLY)
+@pytest.mark.parametrize("name", ALL_ESTIMATORS)
 @pytest.mark.parametrize("bad", ["tpu", "gpu", "CUDA", "cuda:", "cuda:-1", "cuda:1.5",
                                  "cuda: 0", "cuda:0:1", "cuda:x", "cpu:0", "", None, 0, 1.0,
                                  b"cuda", ["cuda"]])
@@ -141,18 +146,20 @@ def test_device_values_are_normalised():
     assert v.check_device(np.str_("cuda:1")) == "cuda:1"
 
 
-def test_cuda_models_are_the_single_network_estimators():
-    assert set(v.CUDA_MODELS) == set(CUDA_ESTIMATORS)
-    for name in CUDA_ESTIMATORS:
-        assert getattr(fusedae, name)._runs_on_cuda
-    for name in CPU_ONLY:
-        assert not getattr(fusedae, name)._runs_on_cuda
+def test_every_model_has_a_cuda_backend():
+    # The composites (VAE, conditional VAE, GAN) run on CUDA too: nothing is
+    # refused as unsupported any more, only where CUDA cannot run.
     assert fusedae.CudaUnavailableError is v.CudaUnavailableError
     assert issubclass(fusedae.CudaUnavailableError, ValueError)
-    assert issubclass(fusedae.DeviceNotSupportedError, NotImplementedError)
+    assert not hasattr(v, "DeviceNotSupportedError") and not hasattr(v, "refuse_cuda")
+    with pytest.raises(AttributeError):
+        fusedae.DeviceNotSupportedError
+    for name in ALL_ESTIMATORS:
+        assert not hasattr(getattr(fusedae, name), "_runs_on_cuda")
+    assert callable(_cuda.CudaVAE) and callable(_cuda.CudaGAN)
 
 
-@pytest.mark.parametrize("name", CUDA_ESTIMATORS)
+@pytest.mark.parametrize("name", ALL_ESTIMATORS)
 def test_cuda_without_cupy_says_how_to_install_it(digits, fake_cuda, name):
     fake_cuda(cupy=False)
     X, y = digits
@@ -163,7 +170,8 @@ def test_cuda_without_cupy_says_how_to_install_it(digits, fake_cuda, name):
     msg = str(info.value)
     assert "CuPy is not installed" in msg and 'pip install "fusedae[cuda]"' in msg
     assert "FUSEDAE_CUDA" not in msg and "no CUDA device" not in msg
-    assert not hasattr(model, "_net") and not hasattr(model, "loss_curve_")
+    assert not hasattr(model, "_net") and not hasattr(model, "_model")
+    assert not hasattr(model, "loss_curve_") and not hasattr(model, "history_")
 
 
 def test_cuda_in_a_build_without_it_says_how_to_build(digits, fake_cuda):
@@ -227,20 +235,39 @@ def test_require_and_available(fake_cuda):
     assert _cuda.available("cuda:1") and not _cuda.available("cuda:2")
 
 
-@pytest.mark.parametrize("name", CPU_ONLY)
-@pytest.mark.parametrize("gpu_here", [False, True])
-def test_models_without_a_cuda_backend_say_so(digits, fake_cuda, name, gpu_here):
-    # Whether or not the machine could run CUDA, the composites refuse it.
-    fake_cuda(devices=1 if gpu_here else 0)
+@pytest.mark.parametrize("name", COMPOSITES)
+@pytest.mark.parametrize("missing", ["gpu", "engine", "broken", "cupy", "gpu 2"])
+def test_composites_on_cuda_say_what_is_missing(digits, fake_cuda, name, missing):
+    # The VAEs and the GAN need what the other models need, and say so the
+    # same way, at fit and at partial_fit, before reading the data.
+    fake_cuda(**{"gpu": dict(devices=0), "engine": dict(engine=False),
+                 "broken": dict(engine="broken"), "cupy": dict(cupy=False),
+                 "gpu 2": dict(devices=2)}[missing])
+    device = "cuda:2" if missing == "gpu 2" else "cuda"
+    expect = {"gpu": "no CUDA device: the CUDA driver reports none",
+              "engine": "built without its CUDA engine", "broken": "could not be loaded",
+              "cupy": "CuPy is not installed", "gpu 2": "no CUDA device 2: this machine has 2"}
     X, y = digits
     for method in ("fit", "partial_fit"):
-        with pytest.raises(NotImplementedError, match=rf"^device: {name} has no CUDA backend") \
-                as info:
-            getattr(_estimator(name, device="cuda"), method)(*_fit_args(name, X, y))
-        msg = str(info.value)
-        assert "Autoencoder, SparseAutoencoder, DenoisingAutoencoder, Classifier, Generator" \
-            in msg
-        assert isinstance(info.value, ValueError)  # a bad hyperparameter, too
+        model = _estimator(name, device=device)
+        with pytest.raises(fusedae.CudaUnavailableError,
+                           match=rf"^device: '{device}' cannot be used here") as info:
+            getattr(model, method)(*_fit_args(name, X, y))
+        assert expect[missing] in str(info.value)
+        assert str(info.value).endswith("Use device='cpu' to run on the CPU.")
+        assert not hasattr(model, "_model")
+    with pytest.raises(fusedae.CudaUnavailableError):  # whatever the data
+        _estimator(name, device=device).fit(*_fit_args(name, [["not", "numbers"]], [0]))
+
+
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_composite_engine_wrappers_say_what_is_missing(fake_cuda, name):
+    fake_cuda(devices=0)
+    with pytest.raises(fusedae.CudaUnavailableError, match="no CUDA device"):
+        if name == "GAN":
+            _cuda.CudaGAN(2, 4, [3], [3])
+        else:
+            _cuda.CudaVAE(4, 2, [3], n_conditions=3 if name == "ConditionalVAE" else 0)
 
 
 @pytest.fixture
@@ -276,6 +303,27 @@ def test_cupy_arrays_on_a_cpu_model_are_refused(digits, fake_cupy_array):
         fusedae.VAE(2, (4,), epochs=1).fit(gpu)
     with pytest.raises(TypeError, match=hint):
         fusedae.GAN(2, (4,), (4,), epochs=1).fit(gpu)
+    # The composites' other methods, fitted on the CPU.
+    vae = fusedae.VAE(2, (4,), loss="squared_error", epochs=1, random_state=0).fit(X)
+    for call in (lambda: vae.transform(gpu), lambda: vae.encode(gpu), lambda: vae.score(gpu),
+                 lambda: vae.generate(gpu), lambda: vae.partial_fit(gpu),
+                 lambda: vae.interpolate(gpu, X[0]),
+                 lambda: vae.loss_and_gradient(gpu, np.zeros((3, 2), np.float32)),
+                 lambda: vae.loss_and_gradient(X[:3], gpu)):
+        with pytest.raises(TypeError, match=hint):
+            call()
+    cvae = fusedae.ConditionalVAE(2, (4,), loss="squared_error", epochs=1,
+                                  random_state=0).fit(X, y)
+    for call in (lambda: cvae.fit(X, gpu), lambda: cvae.transform(X[:3], gpu),
+                 lambda: cvae.sample(3, y=gpu)):
+        with pytest.raises(TypeError, match=rf"^y: .*{hint}"):
+            call()
+    gan = fusedae.GAN(2, (4,), (4,), epochs=1, random_state=0).fit(X)
+    for call in (lambda: gan.generate(gpu), lambda: gan.discriminate(gpu),
+                 lambda: gan.partial_fit(gpu), lambda: gan.generator_loss_and_gradient(gpu),
+                 lambda: gan.discriminator_loss_and_gradient(gpu, X[:3])):
+        with pytest.raises(TypeError, match=hint):
+            call()
 
 
 # ------------------------------------------------------------ model files
@@ -296,7 +344,22 @@ def _rewrite_device(path, device):
             zf.writestr(name, data)
 
 
-@pytest.mark.parametrize("name", CUDA_ESTIMATORS)
+def _outputs(name, m, X, y):
+    """What a fitted model answers, for comparing two of them."""
+    if name == "Generator":
+        return [m.generate(y)]
+    if name == "Classifier":
+        return [m.predict_proba(X)]
+    if name == "VAE":
+        return [*m.encode(X), m.sample(5, random_state=0)]
+    if name == "ConditionalVAE":
+        return [*m.encode(X, y), m.sample(5, y=y[:5], random_state=0)]
+    if name == "GAN":
+        return [m.sample(5, random_state=0), m.discriminate(X)]
+    return [m.predict(X), m.transform(X)]
+
+
+@pytest.mark.parametrize("name", ALL_ESTIMATORS)
 def test_gpu_model_file_loads_on_the_cpu_when_asked(digits, tmp_path, fake_cuda, name):
     X, y = digits
     model = _estimator(name).fit(*_fit_args(name, X, y))
@@ -313,26 +376,27 @@ def test_gpu_model_file_loads_on_the_cpu_when_asked(digits, tmp_path, fake_cuda,
         fusedae.load(path, device="cuda:0")
     back = fusedae.load(path, device="cpu")
     assert back.get_params()["device"] == "cpu" and back._params_used["device"] == "cpu"
-    if name == "Generator":
-        np.testing.assert_array_equal(back.generate(y), model.generate(y))
-    elif name == "Classifier":
-        np.testing.assert_array_equal(back.predict_proba(X), model.predict_proba(X))
-    else:
-        np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    for a, b in zip(_outputs(name, back, X, y), _outputs(name, model, X, y)):
+        np.testing.assert_array_equal(a, b)
     back.save(path)  # and it is a CPU model's file again
     assert fusedae.load(path).get_params()["device"] == "cpu"
 
 
-def test_load_checks_the_device_argument(digits, tmp_path):
+def test_load_checks_the_device_argument(digits, tmp_path, fake_cuda):
     X, _ = digits
     path = tmp_path / "m.fae"
     fusedae.Autoencoder(4, epochs=1, random_state=0).fit(X).save(path)
     with pytest.raises(ValueError, match=r"^device: expected 'cpu', 'cuda' or 'cuda:N'"):
         fusedae.load(path, device="gpu")
     assert fusedae.load(path, device="cpu").device == "cpu"
+    # A composite moves to a GPU like any model: where there is none, the
+    # error says so and how to load it on the CPU.
     fusedae.VAE(2, (4,), epochs=1, random_state=0).fit(X).save(path)
-    with pytest.raises(NotImplementedError, match=r"^device: VAE has no CUDA backend"):
+    fake_cuda(devices=0)
+    with pytest.raises(fusedae.CudaUnavailableError, match="no CUDA device") as info:
         fusedae.load(path, device="cuda")
+    assert str(path) in str(info.value) and "device='cpu'" in str(info.value)
+    assert fusedae.load(path, device="cpu").device == "cpu"
 
 
 def test_unfitted_gpu_model_file_loads_anywhere(tmp_path, fake_cuda):
@@ -1058,8 +1122,14 @@ def test_divergence_on_cuda_is_named_like_on_the_cpu():
 
 
 # ------------------------------------------------------- files, pickles
+def _on_gpu(model):
+    """Whether a fitted model's engine object is the CUDA one."""
+    engine_model = getattr(model, "_net", None) or model._model
+    return isinstance(engine_model, (CudaNetwork, _cuda.CudaVAE, _cuda.CudaGAN))
+
+
 @needs_gpu
-@pytest.mark.parametrize("name", CUDA_ESTIMATORS)
+@pytest.mark.parametrize("name", ALL_ESTIMATORS)
 def test_saved_on_cuda_loads_on_the_cpu_with_the_same_outputs(digits, tmp_path, name):
     X, y = digits
     model = _estimator(name, device="cuda")
@@ -1069,18 +1139,14 @@ def test_saved_on_cuda_loads_on_the_cpu_with_the_same_outputs(digits, tmp_path, 
     model.save(path)
 
     def outputs(m):
-        if name == "Generator":
-            return [m.generate(y)]
-        if name == "Classifier":
-            return [m.predict_proba(X)]
-        return [m.predict(X), m.transform(X)]
+        return _outputs(name, m, X, y)
 
     on_cpu = fusedae.load(path, device="cpu")
-    assert on_cpu.device == "cpu" and not isinstance(on_cpu._net, CudaNetwork)
+    assert on_cpu.device == "cpu" and not _on_gpu(on_cpu)
     for a, b in zip(outputs(on_cpu), outputs(model)):
         assert rel_err(a, b) <= TOL["float32"]
     again = fusedae.load(path)  # its own device: the same outputs exactly
-    assert again.device == "cuda" and isinstance(again._net, CudaNetwork)
+    assert again.device == "cuda" and _on_gpu(again)
     for a, b in zip(outputs(again), outputs(model)):
         np.testing.assert_array_equal(a, b)
     to_gpu = fusedae.load(path, device="cuda:0")
@@ -1132,3 +1198,606 @@ def test_lbfgs_on_cuda_matches_the_cpu(digits):
     gpu = fusedae.Classifier(8, device="cuda", **kw).fit(cp.asarray(X), y)
     assert gpu.lbfgs_result_.nit == cpu.lbfgs_result_.nit
     np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-6)
+
+
+# ------------------------------------------------- composites: the engine
+# (D, hidden, Z, activation, output activation, loss, weight decay, C, B), as
+# tests/test_engine_generative.py, plus the benchmark's 784-400-20 shape.
+VAE_CASES = [
+    (7, (), 3, "relu", "sigmoid", "binary_cross_entropy", 0.0, 0, 5),
+    (9, (6,), 2, "tanh", "sigmoid", "binary_cross_entropy", 1e-3, 0, 1),
+    (11, (8, 5), 4, "relu", "identity", "squared_error", 0.0, 0, 13),
+    (10, (7,), 3, "sigmoid", "sigmoid", "binary_cross_entropy", 1e-2, 3, 9),
+    (64, (48,), 8, "leaky_relu", "sigmoid", "binary_cross_entropy", 1e-4, 10, 150),
+    (784, (400,), 20, "relu", "sigmoid", "binary_cross_entropy", 0.0, 0, 128),
+]
+VAE_IDS = [f"D{c[0]}-h{'x'.join(map(str, c[1])) or 'none'}-Z{c[2]}-{c[3]}-{c[5][:3]}"
+           f"-wd{c[6]}-C{c[7]}-B{c[8]}" for c in VAE_CASES]
+# (Z, D, g_hidden, d_hidden, g_act, g_out, d_act, weight decay, B)
+GAN_CASES = [
+    (3, 5, (), (), "relu", "identity", "leaky_relu", 0.0, 4),
+    (4, 6, (7,), (5,), "relu", "sigmoid", "leaky_relu", 1e-3, 9),
+    (2, 3, (6, 4), (5, 3), "tanh", "tanh", "sigmoid", 0.0, 1),
+    (16, 64, (96,), (80,), "leaky_relu", "sigmoid", "leaky_relu", 1e-4, 160),
+]
+GAN_IDS = [f"Z{c[0]}-D{c[1]}-g{'x'.join(map(str, c[2])) or 'none'}"
+           f"-d{'x'.join(map(str, c[3])) or 'none'}-B{c[8]}" for c in GAN_CASES]
+
+
+def _same_start(cpu_nets, gpu_nets, dtype, rng):
+    """Both models' networks from the same init (bit for bit), then the same
+    nonzero biases and perturbations."""
+    for c, g in zip(cpu_nets, gpu_nets):
+        np.testing.assert_array_equal(g.get_params(), c.params)
+        c.params[:] += rng.uniform(-0.1, 0.1, c.n_params).astype(dtype)
+        g.params.set(np.ascontiguousarray(c.params))
+
+
+def vae_pair(case, dtype, rng, seed=11):
+    """(CPU engine VAE, CUDA VAE, X, Y) from init_params(seed)."""
+    D, hidden, Z, act, out, loss, wd, C, B = case
+    args = (D, Z, list(hidden), act, out, loss, dtype, wd, C)
+    cpu, gpu = engine.VAE(*args), _cuda.CudaVAE(*args, device="cuda")
+    for m in (cpu, gpu):
+        m.init_params(seed)
+    _same_start((cpu.encoder, cpu.decoder), (gpu.encoder, gpu.decoder), dtype, rng)
+    X = rng.uniform(0, 1, (B, D)).astype(dtype)
+    Y = np.eye(C, dtype=dtype)[rng.integers(0, C, B)] if C else None
+    return cpu, gpu, X, Y
+
+
+def gan_pair(case, dtype, rng, minimax=False, seed=4):
+    """(CPU engine GAN, CUDA GAN, B) from init_params(seed)."""
+    Z, D, gh, dh, ga, go, da, wd, B = case
+    args = (Z, D, list(gh), list(dh), ga, go, da, dtype, wd, minimax)
+    cpu, gpu = engine.GAN(*args), _cuda.CudaGAN(*args, device="cuda")
+    for m in (cpu, gpu):
+        m.init_params(seed)
+    _same_start((cpu.generator, cpu.discriminator), (gpu.generator, gpu.discriminator), dtype,
+                rng)
+    return cpu, gpu, B
+
+
+def _dev(a):
+    return None if a is None else cp.asarray(a)
+
+
+def _close(got, want, tol, what):
+    assert abs(got - want) <= tol * max(abs(want), 1e-300), (what, got, want)
+
+
+def _nets(model):
+    if isinstance(model, (_cuda.CudaGAN, engine.GAN)):
+        return model.generator, model.discriminator
+    return model.encoder, model.decoder
+
+
+def _assert_params_close(cpu, gpu, tol):
+    for c, g in zip(_nets(cpu), _nets(gpu)):
+        assert rel_err(g.get_params(), c.params) <= tol
+
+
+def _assert_counters_equal(cpu, gpu):
+    for counter in ("seed", "latent_steps", "epochs"):
+        assert getattr(gpu, counter) == getattr(cpu, counter), counter
+    for c, g in zip(_nets(cpu), _nets(gpu)):
+        assert g.optimizer_steps == c.optimizer_steps
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_composites_init_like_the_cpu(dtype):
+    # Encoder / generator from Philox(seed), decoder / discriminator from
+    # Philox(seed + 1), bit for bit; the counters reset.
+    for seed in (0, 5, 2**40 + 3):
+        cpu = engine.VAE(10, 3, [7], "tanh", "sigmoid", "binary_cross_entropy", dtype, 0.0, 2)
+        gpu = _cuda.CudaVAE(10, 3, [7], "tanh", "sigmoid", "binary_cross_entropy", dtype, 0.0, 2,
+                            device="cuda")
+        gpu.latent_steps, gpu.epochs = 4, 2
+        for m in (cpu, gpu):
+            m.init_params(seed)
+        for c, g in zip(_nets(cpu), _nets(gpu)):
+            np.testing.assert_array_equal(g.params.get(), c.params)
+            assert g.sizes == c.sizes and g.dtype == dtype and g.isa.startswith("cuda:")
+        _assert_counters_equal(cpu, gpu)
+        cpu_g = engine.GAN(3, 5, [4], [6], dtype=dtype)
+        gpu_g = _cuda.CudaGAN(3, 5, [4], [6], dtype=dtype, device="cuda")
+        for m in (cpu_g, gpu_g):
+            m.init_params(seed)
+        for c, g in zip(_nets(cpu_g), _nets(gpu_g)):
+            np.testing.assert_array_equal(g.params.get(), c.params)
+        _assert_counters_equal(cpu_g, gpu_g)
+    assert gpu.dtype == dtype and gpu.device_id == 0
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", VAE_CASES, ids=VAE_IDS)
+def test_vae_loss_and_gradient_matches_cpu(case, dtype, rng):
+    # The reparameterisation at a given ε, the KL and its gradient, the
+    # decoder's input gradient, both networks' gradients with λW.
+    cpu, gpu, X, Y = vae_pair(case, dtype, rng)
+    eps = rng.standard_normal((len(X), case[2])).astype(dtype)
+    want = cpu.loss_and_gradient(X, Y, eps)
+    for inputs in ((X, Y, eps), (cp.asarray(X), _dev(Y), cp.asarray(eps)),
+                   (cp.asarray(X), Y, eps)):
+        got = gpu.loss_and_gradient(*inputs)
+        assert len(got) == 4 and all(isinstance(v, float) for v in got)
+        for name, g, w in zip(("total", "recon", "kl", "decay"), got, want):
+            assert abs(g - w) <= TOL[dtype] * max(abs(want[0]), 1e-300), name
+        for c, g in zip(_nets(cpu), _nets(gpu)):
+            assert rel_err(g.grads.get(), c.grads) <= TOL[dtype]
+    _assert_counters_equal(cpu, gpu)  # nothing drawn, nothing applied
+    assert gpu.latent_steps == 0 and gpu.encoder.optimizer_steps == 0
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [VAE_CASES[i] for i in (1, 3, 4, 5)],
+                         ids=[VAE_IDS[i] for i in (1, 3, 4, 5)])
+def test_vae_steps_and_epochs_match_cpu(case, dtype, rng):
+    # ε from the same stream (kLatent, latent_steps) and the same shuffles:
+    # three train steps (NumPy and CuPy input), then two epochs (shuffled,
+    # then not; a short last minibatch), losses, parameters and counters.
+    cpu, gpu, X, Y = vae_pair(case, dtype, rng)
+    scale = min(1.0, 64 / case[0])  # summed over features: smaller steps for wide data
+    opt = ("adam", 1e-2 * scale) if dtype == "float64" else ("sgd", 0.05 * scale)
+    for m in (cpu, gpu):
+        m.set_optimizer(*opt)
+    Xd, Yd = cp.asarray(X), _dev(Y)
+    for step in range(3):
+        want = cpu.train_step(X, Y)
+        got = gpu.train_step(Xd, Yd) if step % 2 else gpu.train_step(X, Y)
+        for name, g, w in zip(("total", "recon", "kl", "decay"), got, want):
+            assert abs(g - w) <= TOL_TRAJECTORY[dtype] * abs(want[0]), (name, step)
+        _assert_params_close(cpu, gpu, TOL_TRAJECTORY[dtype])
+    batch = max(1, -(-len(X) // 3))
+    for shuffle in (True, False):
+        (wl, ws, wd) = cpu.fit_epoch(X, Y, batch, shuffle)
+        (gl, gs, gd) = gpu.fit_epoch(Xd, Yd, batch_size=batch, shuffle=shuffle)
+        assert (gs, gd) == (ws, wd) == (-(-len(X) // batch), False)
+        for g, w in zip(gl, wl):
+            _close(g, w, TOL_TRAJECTORY[dtype], "epoch mean")
+        _assert_params_close(cpu, gpu, TOL_TRAJECTORY[dtype])
+    _assert_counters_equal(cpu, gpu)
+    assert gpu.latent_steps == 3 + 2 * -(-len(X) // batch) and gpu.epochs == 2
+    # Counters moved by hand are followed on both (a resumed fit).
+    for m in (cpu, gpu):
+        m.latent_steps, m.epochs, m.seed = 40, 7, 12
+        m.fit_epoch(X, Y, batch, True)
+    _assert_params_close(cpu, gpu, TOL_TRAJECTORY[dtype])
+    _assert_counters_equal(cpu, gpu)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["non_saturating", "minimax"])
+@pytest.mark.parametrize("case", GAN_CASES, ids=GAN_IDS)
+def test_gan_steps_match_cpu(case, loss, dtype, rng):
+    # G's loss and gradient through the frozen D, then alternating D and G
+    # steps from the same latent streams.
+    cpu, gpu, B = gan_pair(case, dtype, rng, minimax=loss == "minimax")
+    Z = rng.standard_normal((B, case[0])).astype(dtype)
+    d_before, dg_before = gpu.discriminator.get_params(), gpu.discriminator.grads.get()
+    want = cpu.generator_loss_and_gradient(Z)
+    for z in (Z, cp.asarray(Z)):
+        got = gpu.generator_loss_and_gradient(z)
+        assert isinstance(got, float)
+        _close(got, want, TOL[dtype], "generator loss")
+        assert rel_err(gpu.generator.grads.get(), cpu.generator.grads) <= TOL[dtype]
+    np.testing.assert_array_equal(gpu.discriminator.get_params(), d_before)  # frozen
+    np.testing.assert_array_equal(gpu.discriminator.grads.get(), dg_before)
+    assert gpu.latent_steps == 0
+    opt = ("adam", 1e-2, 1e-2) if dtype == "float64" else ("sgd", 0.05, 0.1)
+    for m in (cpu, gpu):
+        m.set_optimizers(*opt)
+    real = rng.uniform(0, 1, (B, case[1])).astype(dtype)
+    for step in range(2):
+        want_d = cpu.discriminator_step(real)
+        got_d = gpu.discriminator_step(cp.asarray(real) if step else real)
+        _close(got_d, want_d, TOL_TRAJECTORY[dtype], f"D loss {step}")
+        want_g = cpu.generator_step(B)
+        got_g = gpu.generator_step(B)
+        _close(got_g, want_g, TOL_TRAJECTORY[dtype], f"G loss {step}")
+        _assert_params_close(cpu, gpu, TOL_TRAJECTORY[dtype])
+    _assert_counters_equal(cpu, gpu)
+    assert gpu.latent_steps == 4
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["non_saturating", "minimax"])
+def test_gan_fit_epoch_matches_cpu(loss, dtype, rng):
+    # The schedule: D steps on every minibatch (the last one short), a G step
+    # on every d_steps-th; D only (pre-training); G only; shuffled or not.
+    cpu, gpu, _ = gan_pair(GAN_CASES[1], dtype, rng, minimax=loss == "minimax")
+    opt = ("adam", 1e-3, 2e-3) if dtype == "float64" else ("sgd", 0.05, 0.1)
+    for m in (cpu, gpu):
+        m.set_optimizers(*opt)
+    X = rng.uniform(0, 1, (50, GAN_CASES[1][1])).astype(dtype)
+    Xd = cp.asarray(X)
+    for schedule in [(16, 2, True, True, True), (16, 1, True, False, True),
+                     (12, 1, False, True, True), (16, 3, True, True, False)]:
+        bs, d_steps, train_d, train_g, shuffle = schedule
+        wd, wg, wdiv = cpu.fit_epoch(X, bs, d_steps, train_d, train_g, shuffle)
+        gd, gg, gdiv = gpu.fit_epoch(Xd, bs, d_steps, train_d, train_g, shuffle)
+        assert (len(gd), len(gg), gdiv) == (len(wd), len(wg), wdiv), schedule
+        assert not gdiv and len(gd) == (4 if train_d else 0)
+        for g, w in zip(gd + gg, wd + wg):
+            _close(g, w, TOL_TRAJECTORY[dtype], schedule)
+        _assert_params_close(cpu, gpu, TOL_TRAJECTORY[dtype])
+        _assert_counters_equal(cpu, gpu)
+    assert gpu.epochs == 4
+
+
+class _ModelRecorder:
+    """Stands in for an engine model and records its pointer-level calls."""
+
+    def __init__(self, model):
+        self._model = model
+        self.calls = []
+
+    def __getattr__(self, name):
+        attr = getattr(self._model, name)
+        if name in ("train_step", "loss_and_gradient", "fit_epoch", "discriminator_step",
+                    "generator_step", "generator_loss_and_gradient"):
+            def record(*args):
+                self.calls.append((name, args))
+                return attr(*args)
+            return record
+        return attr
+
+
+@needs_gpu
+def test_composites_use_cupy_in_place_on_the_current_stream(rng):
+    cpu, gpu, X, Y = vae_pair(VAE_CASES[3], "float32", rng)
+    rec = gpu._model = _ModelRecorder(gpu._model)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        Xd, Yd = cp.asarray(X), cp.asarray(Y)
+        eps = cp.asarray(rng.standard_normal((len(X), 3)).astype(np.float32))
+        gpu.train_step(Xd, Yd)
+        gpu.loss_and_gradient(Xd, Yd, eps)
+        gpu.fit_epoch(Xd, Yd, batch_size=4)
+        codes = gpu.encoder.forward(cp.hstack([Xd, Yd]))
+    assert [c[0] for c in rec.calls] == ["train_step", "loss_and_gradient", "fit_epoch"]
+    assert rec.calls[0][1] == (Xd.data.ptr, Yd.data.ptr, len(X), stream.ptr)
+    assert rec.calls[1][1] == (Xd.data.ptr, Yd.data.ptr, eps.data.ptr, len(X), stream.ptr)
+    assert rec.calls[2][1][:3] == (Xd.data.ptr, Yd.data.ptr, len(X))
+    assert all(c[1][-1] == stream.ptr for c in rec.calls)
+    assert isinstance(codes, cp.ndarray) and codes.shape == (len(X), 6)
+    # NumPy input is copied for the call: device pointers, not the host ones.
+    gpu.train_step(X, Y)
+    assert rec.calls[-1][1][0] not in (0, X.ctypes.data) and rec.calls[-1][1][-1] == 0
+    # The networks' views are the model's own buffers.
+    eng = rec._model
+    assert gpu.encoder.params.data.ptr == eng.encoder.params_ptr
+    assert gpu.decoder.grads.data.ptr == eng.decoder.grads_ptr
+    gpu.decoder.params[:] = 0  # writing a view changes the model
+    np.testing.assert_array_equal(gpu.decoder.get_params(), 0)
+
+    _, gan, B = gan_pair(GAN_CASES[1], "float32", rng)
+    rec = gan._model = _ModelRecorder(gan._model)
+    with stream:
+        Rd = cp.asarray(rng.uniform(0, 1, (B, 6)).astype(np.float32))
+        Zd = cp.asarray(rng.standard_normal((B, 4)).astype(np.float32))
+        gan.discriminator_step(Rd)
+        gan.generator_step(B)
+        gan.generator_loss_and_gradient(Zd)
+        gan.fit_epoch(Rd, batch_size=4, d_steps=2)
+    assert rec.calls == [("discriminator_step", (Rd.data.ptr, B, stream.ptr)),
+                         ("generator_step", (B, stream.ptr)),
+                         ("generator_loss_and_gradient", (Zd.data.ptr, B, stream.ptr)),
+                         ("fit_epoch", (Rd.data.ptr, B, 4, 2, True, True, True, stream.ptr))]
+
+
+@needs_gpu
+@pytest.mark.parametrize("where", ["X", "Y", "eps"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_vae_refuses_nan_and_changes_nothing(rng, where, bad):
+    cpu, gpu, X, Y = vae_pair(VAE_CASES[3], "float32", rng)
+    eps = rng.standard_normal((len(X), 3)).astype(np.float32)
+    {"X": X, "Y": Y, "eps": eps}[where][0, 1] = bad
+    for m in (cpu, gpu):
+        m.set_optimizer("adam", 1e-3)
+    before = [n.get_params() for n in _nets(gpu)]
+    msg = rf"^{where}: contains NaN or infinity"
+    for x, y, e in ((X, Y, eps), (cp.asarray(X), cp.asarray(Y), cp.asarray(eps))):
+        ops = [lambda: gpu.loss_and_gradient(x, y, e)]
+        if where != "eps":
+            ops += [lambda: gpu.train_step(x, y), lambda: gpu.fit_epoch(x, y, batch_size=4)]
+        for op in ops:
+            with pytest.raises(ValueError, match=msg):
+                op()
+    with pytest.raises(ValueError, match=msg):  # the CPU engine's words
+        cpu.loss_and_gradient(X, Y, eps)
+    for b, n in zip(before, _nets(gpu)):
+        np.testing.assert_array_equal(n.get_params(), b)
+        assert n.optimizer_steps == 0
+    assert (gpu.latent_steps, gpu.epochs) == (0, 0)
+
+
+@needs_gpu
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+def test_gan_refuses_nan_and_changes_nothing(rng, bad):
+    _, gan, B = gan_pair(GAN_CASES[1], "float64", rng)
+    gan.set_optimizers("sgd", 0.1, 0.1)
+    before = [n.get_params() for n in _nets(gan)]
+    X = rng.uniform(0, 1, (B, 6))
+    Z = rng.standard_normal((B, 4))
+    X[2, 3] = Z[1, 0] = bad
+    for x, z in ((X, Z), (cp.asarray(X), cp.asarray(Z))):
+        with pytest.raises(ValueError, match="^X: contains NaN or infinity"):
+            gan.discriminator_step(x)
+        with pytest.raises(ValueError, match="^X: contains NaN or infinity"):
+            gan.fit_epoch(x, batch_size=4)
+        with pytest.raises(ValueError, match="^Z: contains NaN or infinity"):
+            gan.generator_loss_and_gradient(z)
+    for b, n in zip(before, _nets(gan)):
+        np.testing.assert_array_equal(n.get_params(), b)
+        assert n.optimizer_steps == 0
+    assert (gan.latent_steps, gan.epochs) == (0, 0)
+
+
+@needs_gpu
+def test_composites_refuse_bad_arrays_like_the_cpu_engine(rng):
+    cpu, gpu, X, Y = vae_pair(VAE_CASES[3], "float32", rng)
+    Xd, Yd = cp.asarray(X), cp.asarray(Y)
+    eps = cp.zeros((len(X), 3), cp.float32)
+    for model, (exc, msg, call) in [(m, c) for m in (cpu, gpu) for c in [
+        (TypeError, "X: expected dtype float32, got float64",
+         lambda m: m.train_step(X.astype(np.float64), Y)),
+        (ValueError, "Y: required by a conditional VAE", lambda m: m.train_step(X)),
+        (ValueError, "Y: expected 3 columns, got 2", lambda m: m.train_step(X, Y[:, :2].copy())),
+        (ValueError, "X: expected 10 columns, got 9", lambda m: m.train_step(X[:, :9].copy(), Y)),
+        (ValueError, "Y: expected as many rows as X", lambda m: m.train_step(X, Y[:-1])),
+        (ValueError, "eps: expected 3 columns, got 2",
+         lambda m: m.loss_and_gradient(X, Y, np.zeros((len(X), 2), np.float32))),
+        (ValueError, "batch_size: expected an integer >= 1", lambda m: m.fit_epoch(X, Y, 0)),
+    ]]:
+        with pytest.raises(exc, match="^" + msg):
+            call(model)
+    with pytest.raises(ValueError, match="^X: expected a C-contiguous array"):
+        gpu.train_step(cp.asfortranarray(Xd), Yd)
+    with pytest.raises(ValueError, match="^eps: expected as many rows as X"):
+        gpu.loss_and_gradient(Xd, Yd, eps[:-1])
+    plain = _cuda.CudaVAE(4, 2, [3], device="cuda")
+    with pytest.raises(ValueError, match=r"^Y: this VAE has no conditions \(n_conditions = 0\)"):
+        plain.train_step(cp.zeros((2, 4), cp.float32), cp.zeros((2, 1), cp.float32))
+    g_cpu, g_gpu = engine.GAN(2, 3, [4], [4]), _cuda.CudaGAN(2, 3, [4], [4], device="cuda")
+    for g in (g_cpu, g_gpu):
+        g.init_params(0)
+        with pytest.raises(ValueError, match="^X: expected 3 columns, got 2"):
+            g.discriminator_step(np.zeros((4, 2), np.float32))
+        with pytest.raises(ValueError, match="^batch_size: expected between 1 and 2\\^30-1 rows"):
+            g.generator_step(0)
+        with pytest.raises(ValueError, match="^d_steps: expected an integer >= 1"):
+            g.fit_epoch(np.zeros((4, 3), np.float32), 2, 0)
+        with pytest.raises(ValueError, match="^train_d, train_g: nothing to train"):
+            g.fit_epoch(np.zeros((4, 3), np.float32), 2, 1, False, False)
+        with pytest.raises(ValueError, match="^Z: expected 2 columns, got 3"):
+            g.generator_loss_and_gradient(np.zeros((4, 3), np.float32))
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vae_divergence_is_the_cpus(dtype, rng):
+    # The first step blows the weights up (finite), the second's loss is not
+    # finite: that step is not applied, the epoch reports it, and the
+    # counters say what ran (its ε stream was drawn).
+    args = (4, 2, [], "identity", "identity", "squared_error", dtype, 0.0, 0)
+    cpu, gpu = engine.VAE(*args), _cuda.CudaVAE(*args, device="cuda")
+    X = rng.uniform(0, 1, (16, 4)).astype(dtype)
+    for m in (cpu, gpu):
+        m.init_params(7)
+        m.set_optimizer("sgd", 1e30 if dtype == "float32" else 1e200)
+    results = {}
+    for name, m in (("cpu", cpu), ("gpu", gpu)):
+        first = m.fit_epoch(X, None, 16, True)
+        after = [n.get_params() if name == "gpu" else n.params.copy() for n in _nets(m)]
+        second = m.fit_epoch(X, None, 16, True)
+        end = [n.get_params() if name == "gpu" else n.params.copy() for n in _nets(m)]
+        step = m.train_step(X)
+        results[name] = (first, second, after, end, step)
+    (c1, c2, c_after, c_end, c_step), (g1, g2, g_after, g_end, g_step) = \
+        results["cpu"], results["gpu"]
+    assert (g1[1], g1[2]) == (c1[1], c1[2]) == (1, False)
+    assert (g2[1], g2[2]) == (c2[1], c2[2]) == (0, True)
+    assert not np.isfinite(g2[0][0]) and not np.isfinite(c2[0][0])
+    assert not np.isfinite(g_step[0]) and not np.isfinite(c_step[0])
+    for a, e in zip(g_after, g_end):
+        np.testing.assert_array_equal(e, a)  # the diverging steps were not applied
+        assert np.isfinite(e).all()
+    for a, b in zip(g_after, c_after):
+        np.testing.assert_allclose(a, b, rtol=TOL[dtype])  # huge values: no norms
+    _assert_counters_equal(cpu, gpu)
+    assert gpu.latent_steps == 3 and gpu.encoder.optimizer_steps == 1
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gan_divergence_is_the_cpus(dtype, rng):
+    args = (2, 4, [3], [5], "relu", "identity", "leaky_relu", dtype)
+    cpu, gpu = engine.GAN(*args), _cuda.CudaGAN(*args, device="cuda")
+    X = rng.uniform(0, 1, (16, 4)).astype(dtype)
+    huge = 1e30 if dtype == "float32" else 1e200
+    for m in (cpu, gpu):
+        m.init_params(3)
+        m.set_optimizers("sgd", huge, huge)
+    got = {}
+    for name, m in (("cpu", cpu), ("gpu", gpu)):
+        d, g, diverged = m.fit_epoch(X, 8, 1, True, True, True)
+        got[name] = (d, g, diverged, [n.get_params() if name == "gpu" else n.params.copy()
+                                      for n in _nets(m)])
+    (cd, cg, cdiv, cparams), (gd, gg, gdiv, gparams) = got["cpu"], got["gpu"]
+    assert gdiv == cdiv is True
+    assert (len(gd), len(gg)) == (len(cd), len(cg))
+    # The same step diverged (the one non-finite loss, the last one run).
+    assert list(np.isfinite(gd)) == list(np.isfinite(cd))
+    assert list(np.isfinite(gg)) == list(np.isfinite(cg))
+    assert sum(not np.isfinite(v) for v in gd + gg) == 1
+    for a, b in zip(gparams, cparams):
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, b, rtol=TOL[dtype])
+    _assert_counters_equal(cpu, gpu)
+
+
+# ------------------------------------------- composites: the estimators
+def _composite(name, **kw):
+    if name == "GAN":
+        return fusedae.GAN(4, (32,), (32,), **kw)
+    return getattr(fusedae, name)(4, (32,), **kw)
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_composite_estimators_cpu_and_cuda_agree_with_the_same_seed(digits, name):
+    X, y = digits
+    kw = dict(epochs=3, batch_size=128, dtype="float64", random_state=7)
+    args = _fit_args(name, X, y)
+    cpu = _composite(name, **kw).fit(*args)
+    gpu = _composite(name, device="cuda", **kw).fit(*args)
+    assert isinstance(gpu._model, (_cuda.CudaVAE, _cuda.CudaGAN))
+    if name == "GAN":
+        for key in ("d_loss", "g_loss"):
+            np.testing.assert_allclose(gpu.history_[key], cpu.history_[key], rtol=1e-9)
+        assert gpu.epochs_ == cpu.epochs_
+        pairs = [(gpu.generator_coefs_, cpu.generator_coefs_),
+                 (gpu.discriminator_coefs_, cpu.discriminator_coefs_)]
+    else:
+        for curve in ("loss_curve_", "recon_curve_", "kl_curve_"):
+            np.testing.assert_allclose(getattr(gpu, curve), getattr(cpu, curve), rtol=1e-9)
+        pairs = [(gpu.encoder_coefs_, cpu.encoder_coefs_),
+                 (gpu.decoder_coefs_, cpu.decoder_coefs_)]
+        assert gpu.score(*args) == pytest.approx(cpu.score(*args), rel=1e-9)
+    for (gW, gb), (cW, cb) in pairs:
+        for a, b in zip(gW + gb, cW + cb):
+            assert rel_err(a, b) <= 1e-9
+            assert type(a) is np.ndarray and not a.flags.writeable
+    for a, b in zip(_outputs(name, gpu, X, y), _outputs(name, cpu, X, y)):
+        assert rel_err(a, b) <= 1e-9
+
+
+@needs_gpu
+def test_composite_estimators_cupy_in_cupy_out(digits, monkeypatch):
+    X, y = digits
+    Xd = cp.asarray(X, dtype=cp.float32)
+    seen = []
+    real = _cuda.CudaVAE.fit_epoch
+
+    def spy(self, X, Y=None, **kw):
+        seen.append(X.data.ptr if isinstance(X, cp.ndarray) else None)
+        return real(self, X, Y, **kw)
+
+    monkeypatch.setattr(_cuda.CudaVAE, "fit_epoch", spy)
+    vae = fusedae.VAE(4, (32,), epochs=2, device="cuda", random_state=0).fit(Xd)
+    assert seen == [Xd.data.ptr] * 2  # trained on the CuPy data in place
+    seen.clear()
+    fusedae.VAE(4, (32,), epochs=2, device="cuda", random_state=0).fit(X)
+    assert len(seen) == 2 and seen[0] is not None and seen[0] == seen[1]  # copied once
+    mu = vae.transform(Xd)
+    assert isinstance(mu, cp.ndarray) and mu.dtype == cp.float32
+    assert type(vae.transform(X)) is np.ndarray
+    np.testing.assert_allclose(mu.get(), vae.transform(X), rtol=1e-6)
+    assert all(isinstance(a, cp.ndarray) for a in vae.encode(Xd))
+    assert isinstance(vae.generate(mu), cp.ndarray) and type(vae.generate(mu.get())) is np.ndarray
+    assert type(vae.sample(3)) is np.ndarray
+    path = vae.interpolate(Xd[0], Xd[1], steps=4)
+    assert isinstance(path, cp.ndarray) and path.shape == (4, 64)
+    np.testing.assert_allclose(path.get(), vae.interpolate(X[0], X[1], steps=4), rtol=1e-5)
+    assert vae.score(Xd) == pytest.approx(vae.score(X), rel=1e-6)
+    eps = np.zeros((5, 4), np.float32)
+    _, (gW, gb), _ = vae.loss_and_gradient(Xd[:5], cp.asarray(eps))
+    assert isinstance(gW[0], cp.ndarray) and isinstance(gb[0], cp.ndarray)
+    assert type(vae.loss_and_gradient(X[:5], eps)[1][0][0]) is np.ndarray
+    with pytest.raises(ValueError, match="read-only"):
+        vae.encoder_coefs_[0][0][0, 0] = 1.0
+
+    cvae = fusedae.ConditionalVAE(4, (32,), epochs=2, device="cuda", random_state=0)
+    cvae.fit(Xd, cp.asarray(y))
+    assert isinstance(cvae.transform(Xd, y), cp.ndarray)
+    assert isinstance(cvae.transform(Xd, cp.asarray(y)), cp.ndarray)
+    assert type(cvae.transform(X, y)) is np.ndarray
+    assert isinstance(cvae.sample(3, y=cp.asarray([1, 2, 3])), cp.ndarray)
+    assert type(cvae.sample(3, y=[1, 2, 3])) is np.ndarray
+    np.testing.assert_allclose(cvae.sample(3, y=cp.asarray([1, 2, 3]), random_state=1).get(),
+                               cvae.sample(3, y=[1, 2, 3], random_state=1), rtol=1e-6)
+    walk = cvae.interpolate(Xd[0], Xd[1], steps=3, y_a=0, y_b=1)
+    assert isinstance(walk, cp.ndarray) and walk.shape == (3, 64)
+    assert cvae.score(Xd, y) == pytest.approx(cvae.score(X, y), rel=1e-6)
+
+    gan = fusedae.GAN(4, (32,), (32,), epochs=2, device="cuda", random_state=0).fit(Xd)
+    Z = gan.latent(5)
+    assert type(Z) is np.ndarray and type(gan.sample(3)) is np.ndarray
+    G = gan.generate(cp.asarray(Z))
+    assert isinstance(G, cp.ndarray)
+    np.testing.assert_allclose(G.get(), gan.generate(Z), rtol=1e-6)
+    Dx = gan.discriminate(Xd)
+    assert isinstance(Dx, cp.ndarray) and Dx.shape == (len(X),)
+    _, (gW, _) = gan.generator_loss_and_gradient(cp.asarray(Z))
+    assert isinstance(gW[0], cp.ndarray)
+    assert type(gan.generator_loss_and_gradient(Z)[1][0][0]) is np.ndarray
+    loss, (gW, _) = gan.discriminator_loss_and_gradient(Xd[:4], X[4:8])
+    assert isinstance(gW[0], cp.ndarray)
+    assert loss == pytest.approx(gan.discriminator_loss_and_gradient(X[:4], X[4:8])[0],
+                                 rel=1e-6)
+
+
+@needs_gpu
+def test_composite_estimators_refuse_bad_cupy_data(digits):
+    X, _ = digits
+    vae = fusedae.VAE(4, (16,), epochs=1, device="cuda", random_state=0).fit(X)
+    gan = fusedae.GAN(4, (16,), (16,), epochs=1, device="cuda", random_state=0).fit(X)
+    before = vae.encoder_coefs_[0][0].copy()
+    bad = cp.asarray(X)
+    bad[0, 0] = cp.nan
+    for call in (lambda: vae.fit(bad), lambda: vae.transform(bad), lambda: gan.fit(bad),
+                 lambda: gan.discriminate(bad)):
+        with pytest.raises(ValueError, match="^X: .*NaN"):
+            call()
+    with pytest.raises(ValueError, match="needs values in"):
+        vae.partial_fit(cp.asarray(X) * 2)
+    np.testing.assert_array_equal(vae.encoder_coefs_[0][0], before)
+
+
+@needs_gpu
+def test_composite_divergence_on_cuda_is_named_like_on_the_cpu(rng):
+    X = rng.uniform(0, 1, (16, 4))
+    kw = dict(optimizer="sgd", batch_size=16, epochs=2, random_state=7)
+    errors = {}
+    for device in ("cpu", "cuda"):
+        with pytest.raises(fusedae.TrainingDivergedError) as info:
+            fusedae.VAE(2, (), loss="squared_error", output_activation="identity",
+                        activation="identity", learning_rate=1e30, device=device, **kw).fit(X)
+        errors[device] = (info.value.epoch, info.value.step)
+    assert errors["cuda"] == errors["cpu"] == (1, 0)
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_composite_pickle_partial_fit_and_resume_on_cuda(digits, tmp_path, name):
+    import pickle
+
+    from fusedae.callbacks import Checkpoint
+    X, y = digits
+    args = _fit_args(name, X, y)
+    model = _composite(name, epochs=2, device="cuda", dtype="float64", random_state=0).fit(*args)
+    back = pickle.loads(pickle.dumps(model))
+    assert _on_gpu(back)
+    for a, b in zip(_outputs(name, back, X, y), _outputs(name, model, X, y)):
+        np.testing.assert_array_equal(a, b)
+    model.partial_fit(*args)
+    back.partial_fit(*args)
+    for a, b in zip(_outputs(name, back, X, y), _outputs(name, model, X, y)):
+        np.testing.assert_array_equal(a, b)  # the same device: the same bits
+    # A checkpoint part way through resumes to the uninterrupted fit.
+    kw = dict(epochs=4, device="cuda", dtype="float64", random_state=0)
+    whole = _composite(name, **kw).fit(*args)
+    path = tmp_path / "ckpt.fae"
+    _composite(name, **kw).fit(*args, callbacks=[Checkpoint(path, every=2),
+                                                 lambda m, logs: logs["epoch"] >= 2])
+    resumed = fusedae.load(path)
+    assert resumed.n_iter_ == 2 and _on_gpu(resumed)
+    resumed.resume_fit(cp.asarray(X), y if name == "ConditionalVAE" else None)
+    for a, b in zip(_outputs(name, resumed, X, y), _outputs(name, whole, X, y)):
+        assert rel_err(a, b) <= TOL["float64"]

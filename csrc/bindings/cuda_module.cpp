@@ -246,6 +246,7 @@ PYBIND11_MODULE(_engine_cuda, m) {
          py::arg("stream") = 0,
          "One epoch (shuffle, minibatches, noise, steps) on device data; y_ptr 0: Y = X. "
          "Returns (mean_loss, steps, diverged).");
+  void register_composites(py::module_&); register_composites(m);  // bindings/cuda_composites.cpp
 
   // Module-local: the CPU module registers translators for the same C++
   // names, and each module's exceptions must become its own Python classes.

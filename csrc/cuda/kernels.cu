@@ -483,6 +483,67 @@ nonfinite_kernel(const T* __restrict__ p, std::int64_t n, std::int32_t* flag) {
   if (__syncthreads_or(bad) && threadIdx.x == 0) *flag = 1;
 }
 
+// ---- building blocks of composite models ------------------------------------
+
+template <class T, Activation A>
+__global__ void __launch_bounds__(kThreads)
+scale_by_derivative_kernel(T* __restrict__ out, const T* __restrict__ d, std::int64_t rows,
+                           std::int64_t n, std::int64_t rpc, double* __restrict__ col_part,
+                           const StepControl* ctl) {
+  if (not_ok(ctl)) return;
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kTileCols + threadIdx.x;
+  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.y) * rpc;
+  const std::int64_t r1 = r0 + rpc < rows ? r0 + rpc : rows;
+  double acc = 0.0;
+  if (c < n) {
+    for (std::int64_t r = r0 + threadIdx.y; r < r1; r += kTileRows) {
+      const std::int64_t i = r * n + c;
+      const T v = d[i] * dev::dact<T, A>(out[i]);
+      out[i] = v;
+      acc += static_cast<double>(v);
+    }
+  }
+  __shared__ double sm[kTileRows][kTileCols + 1];
+  store_col_partial(acc, sm, col_part, n, c);
+}
+
+__global__ void update_begin_kernel(StepControl* ctl) {
+  if (!ctl->ok) return;
+  const double t = static_cast<double>(ctl->t0 + ctl->applied + 1);
+  ctl->adam_step = ctl->lr / (1.0 - pow(ctl->beta1, t));
+  ctl->adam_inv_sqrt_bc2 = 1.0 / sqrt(1.0 - pow(ctl->beta2, t));
+}
+
+__global__ void __launch_bounds__(kThreads)
+decay_end_kernel(StepControl* ctl, const double* __restrict__ sumsq_part, int n_part, double lam,
+                 int count, double* decay) {
+  __shared__ double sm[kThreads / 32];
+  const bool ok = ctl->ok != 0;
+  double v = 0.0;
+  if (ok)
+    for (int i = threadIdx.x; i < n_part; i += blockDim.x) v += sumsq_part[i];
+  const double sumsq = block_sum(v, sm);  // every thread reaches the barriers
+  if (threadIdx.x != 0 || !ok) return;
+  if (decay) *decay = n_part > 0 ? 0.5 * lam * sumsq : 0.0;
+  if (count) ++ctl->applied;
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+weights_sumsq_kernel(const T* __restrict__ p, std::int64_t n, const std::int64_t* __restrict__ segs,
+                     int n_segs, double lam, const std::int32_t* gate, double* decay) {
+  __shared__ double sm[kThreads / 32];
+  if (!*gate) return;  // the same for every thread: no barrier is skipped by some only
+  double v = 0.0;
+  for (int k = 0; k < n_segs; k += 2) {  // weight segment k: [segs[k], segs[k + 1])
+    const std::int64_t a = segs[k], b = k + 1 < n_segs ? segs[k + 1] : n;
+    for (std::int64_t i = a + threadIdx.x; i < b; i += blockDim.x)
+      v += static_cast<double>(p[i]) * static_cast<double>(p[i]);
+  }
+  const double sumsq = block_sum(v, sm);
+  if (threadIdx.x == 0) *decay = lam > 0 ? 0.5 * lam * sumsq : 0.0;
+}
+
 // Calls F::template run<A>(args...) for the activation chosen at run time
 // (the CPU's with_activation); softmax never reaches an elementwise kernel.
 template <class F, class... Args>
@@ -528,6 +589,15 @@ template <class T> struct LaunchHiddenDelta {
                   std::int64_t n, const T* s, double* col_part, const StepControl* ctl) {
     hidden_delta_kernel<T, A><<<tile_grid(t), tile_block(), 0, st>>>(g, a, rows, n, s,
                                                                      t.rows_per_chunk, col_part, ctl);
+  }
+};
+
+template <class T> struct LaunchScaleByDerivative {
+  template <Activation A>
+  static void run(const Tiling& t, cudaStream_t st, T* out, const T* d, std::int64_t rows,
+                  std::int64_t n, double* col_part, const StepControl* ctl) {
+    scale_by_derivative_kernel<T, A><<<tile_grid(t), tile_block(), 0, st>>>(
+        out, d, rows, n, t.rows_per_chunk, col_part, ctl);
   }
 };
 
@@ -670,6 +740,35 @@ void nonfinite(const T* p, std::int64_t n, std::int32_t* flag, cudaStream_t stre
   FUSEDAE_LAUNCHED("nonfinite_kernel");
 }
 
+template <class T>
+Tiling scale_by_derivative(Activation a, T* out, const T* d_out, std::int64_t rows,
+                           std::int64_t n, double* col_part, const StepControl* ctl,
+                           cudaStream_t stream) {
+  const Tiling t = tiling(rows, n);
+  with_activation<LaunchScaleByDerivative<T>>(a, t, stream, out, d_out, rows, n, col_part, ctl);
+  FUSEDAE_LAUNCHED("scale_by_derivative_kernel");
+  return t;
+}
+
+void update_begin(StepControl* ctl, cudaStream_t stream) {
+  update_begin_kernel<<<1, 1, 0, stream>>>(ctl);
+  FUSEDAE_LAUNCHED("update_begin_kernel");
+}
+
+void decay_end(StepControl* ctl, const double* sumsq_part, int n_part, double lam, bool count,
+               double* decay, cudaStream_t stream) {
+  decay_end_kernel<<<1, kThreads, 0, stream>>>(ctl, sumsq_part, n_part, lam, count ? 1 : 0,
+                                               decay);
+  FUSEDAE_LAUNCHED("decay_end_kernel");
+}
+
+template <class T>
+void weights_sumsq(const T* p, std::int64_t n, const std::int64_t* segs, int n_segs, double lam,
+                   const std::int32_t* gate, double* decay, cudaStream_t stream) {
+  weights_sumsq_kernel<T><<<1, kThreads, 0, stream>>>(p, n, segs, n_segs, lam, gate, decay);
+  FUSEDAE_LAUNCHED("weights_sumsq_kernel");
+}
+
 cudaError_t probe_kernel_image() {
   cudaFuncAttributes attr;
   const cudaError_t err = cudaFuncGetAttributes(&attr, step_end_kernel);
@@ -696,7 +795,11 @@ cudaError_t probe_kernel_image() {
   template void gather<T>(const StepControl*, const T*, const T*, const std::int64_t*,          \
                           std::int64_t, std::int64_t, std::int64_t, std::int64_t, Noise, double, \
                           T*, T*, T*, cudaStream_t);                                            \
-  template void nonfinite<T>(const T*, std::int64_t, std::int32_t*, cudaStream_t);
+  template void nonfinite<T>(const T*, std::int64_t, std::int32_t*, cudaStream_t);             \
+  template Tiling scale_by_derivative<T>(Activation, T*, const T*, std::int64_t, std::int64_t,  \
+                                         double*, const StepControl*, cudaStream_t);           \
+  template void weights_sumsq<T>(const T*, std::int64_t, const std::int64_t*, int, double,      \
+                                 const std::int32_t*, double*, cudaStream_t);
 
 FUSEDAE_INSTANTIATE(float)
 FUSEDAE_INSTANTIATE(double)

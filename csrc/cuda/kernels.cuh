@@ -112,6 +112,32 @@ void gather(const StepControl* ctl, const T* x, const T* y, const std::int64_t* 
             std::int64_t bs, std::int64_t m, std::int64_t nin, std::int64_t nout, Noise noise,
             double level, T* inputs_out, T* clean_out, T* targets_out, cudaStream_t stream);
 
+// ---- building blocks of composite models (CudaNetwork::enqueue_*) ----------
+
+// Output delta from a gradient given by a composite's other half (the CPU's
+// ScaleByDerivative): A_L (in place) becomes δ_L = dJ/dA_L ⊙ f'(A_L), db_L's
+// chunk partials into col_part. Skipped unless ctl->ok.
+template <class T>
+Tiling scale_by_derivative(Activation a, T* out, const T* d_out, std::int64_t rows,
+                           std::int64_t n, double* col_part, const StepControl* ctl,
+                           cudaStream_t stream);
+
+// One thread: Adam's bias corrections for t = t0 + applied + 1 (as finalize
+// does for a step), if ctl->ok; before an update that no finalize precedes.
+void update_begin(StepControl* ctl, cudaStream_t stream);
+
+// One block, after an optimizer kernel (or none: n_part 0): if ctl->ok,
+// *decay = (λ/2)·Σ partials (0 without partials) when decay is not null,
+// and ++ctl->applied when `count` (an update was applied).
+void decay_end(StepControl* ctl, const double* sumsq_part, int n_part, double lam, bool count,
+               double* decay, cudaStream_t stream);
+
+// One block: *decay = (λ/2)·Σ W² over the weight segments of the flat
+// parameters p (segs as for optimizer, n elements), only if *gate != 0.
+template <class T>
+void weights_sumsq(const T* p, std::int64_t n, const std::int64_t* segs, int n_segs, double lam,
+                   const std::int32_t* gate, double* decay, cudaStream_t stream);
+
 // cudaSuccess if the current device can run this build's kernels (an image
 // for its architecture, or PTX it can compile), else the error a launch gives.
 cudaError_t probe_kernel_image();

@@ -840,3 +840,207 @@ EpochResult CudaNetwork::fit_epoch(std::uintptr_t x, std::uintptr_t y, std::int6
 
 }  // namespace cuda
 }  // namespace fusedae
+
+// ---- building blocks of composite models ------------------------------------------
+// The CPU's forward_keep / backward_from / step_with_input_grad (cpu/network_impl.inl,
+// phases ForwardOnly, BackwardOnly and Full), kernel for kernel as enqueue_step
+// above, gated on this network's control block; the composite that calls them
+// (cuda/composite_cuda.cu) owns the call around them.
+
+namespace fusedae {
+namespace cuda {
+
+template <class T>
+void CudaNetwork::forward_keep_impl(cudaStream_t st, const void* xv, std::int64_t m) {
+  gemm_->set_stream(st);
+  const int mi = static_cast<int>(m);
+  auto n = [&](int l) { return static_cast<int>(n_[l]); };
+  T* P = static_cast<T*>(params_);
+  const T* a_prev = static_cast<const T*>(xv);
+  for (int l = 1; l <= L_; ++l) {
+    T* dst = l < L_ ? static_cast<T*>(act_[l]) : static_cast<T*>(out_);
+    gemm_->rm(false, false, mi, n(l), n(l - 1), a_prev, n(l - 1), P + w_off_[l], n(l), dst, n(l));
+    kern::bias_act<T>(cfg_.activations[l - 1], dst, m, n_[l], P + b_off_[l], nullptr, ctl_, st);
+    a_prev = dst;
+  }
+}
+
+void* CudaNetwork::enqueue_forward_keep(cudaStream_t stream, const void* x, std::int64_t rows) {
+  if (cfg_.dtype == DType::Float32) forward_keep_impl<float>(stream, x, rows);
+  else forward_keep_impl<double>(stream, x, rows);
+  kept_x_ = x;
+  kept_rows_ = rows;
+  return out_;
+}
+
+template <class T>
+void CudaNetwork::forward_into_impl(cudaStream_t st, const void* xv, std::int64_t m, void* outv) {
+  gemm_->set_stream(st);
+  const int mi = static_cast<int>(m);
+  auto n = [&](int l) { return static_cast<int>(n_[l]); };
+  T* P = static_cast<T*>(params_);
+  const T* a_prev = static_cast<const T*>(xv);
+  for (int l = 1; l <= L_; ++l) {
+    T* dst = l < L_ ? static_cast<T*>(act_[l]) : static_cast<T*>(outv);
+    gemm_->rm(false, false, mi, n(l), n(l - 1), a_prev, n(l - 1), P + w_off_[l], n(l), dst, n(l));
+    if (cfg_.activations[l - 1] == Activation::Softmax)
+      kern::bias_softmax<T>(dst, m, n_[l], P + b_off_[l], st);
+    else
+      kern::bias_act<T>(cfg_.activations[l - 1], dst, m, n_[l], P + b_off_[l], nullptr, ctl_, st);
+    a_prev = dst;
+  }
+}
+
+void CudaNetwork::enqueue_forward_into(cudaStream_t stream, const void* x, std::int64_t rows,
+                                       void* out) {
+  if (cfg_.dtype == DType::Float32) forward_into_impl<float>(stream, x, rows, out);
+  else forward_into_impl<double>(stream, x, rows, out);
+}
+
+// From δ_L (in out_, db_L done) down to dW_1 and dX: enqueue_step's backward,
+// with the sparsity term s on layer `sl` (0: none).
+template <class T>
+void CudaNetwork::backward_impl(cudaStream_t st, const T* x, T* delta, std::int64_t m, T* dx,
+                                bool weight_grads, int sl) {
+  const int mi = static_cast<int>(m);
+  auto n = [&](int l) { return static_cast<int>(n_[l]); };
+  T* P = static_cast<T*>(params_);
+  T* G = static_cast<T*>(grads_);
+  for (int l = L_; l >= 1; --l) {
+    const T* a_in = l == 1 ? x : static_cast<const T*>(act_[l - 1]);
+    if (weight_grads)
+      gemm_->rm(true, false, n(l - 1), n(l), mi, a_in, n(l - 1), delta, n(l), G + w_off_[l], n(l));
+    if (l == 1) {
+      // dX = δ_1·W_1ᵀ, from W_1 as it was in the forward pass (no update yet).
+      if (dx) gemm_->rm(false, true, mi, n(0), n(1), delta, n(1), P + w_off_[1], n(1), dx, n(0));
+      break;
+    }
+    T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
+    gemm_->rm(false, true, mi, n(l - 1), n(l), delta, n(l), P + w_off_[l], n(l), g, n(l - 1));
+    const kern::Tiling t = kern::hidden_delta<T>(
+        cfg_.activations[l - 2], g, static_cast<const T*>(act_[l - 1]), m, n_[l - 1],
+        l - 1 == sl ? static_cast<const T*>(sparse_term_) : nullptr, col_part_, ctl_, st);
+    if (weight_grads)
+      kern::finish_colsum<T>(col_part_, t.chunks, n_[l - 1], G + b_off_[l - 1], ctl_, st);
+    delta = g;
+  }
+}
+
+template <class T>
+void CudaNetwork::backward_from_impl(cudaStream_t st, const void* d_out, std::int64_t m, void* dx,
+                                     bool update, double* decay) {
+  gemm_->set_stream(st);
+  T* P = static_cast<T*>(params_);
+  T* G = static_cast<T*>(grads_);
+  T* delta = static_cast<T*>(out_);
+  // The CPU's BackwardOnly phase: δ_L = dJ/dA_L ⊙ f'(A_L) on the kept
+  // output activations; no sparsity term on this path.
+  const kern::Tiling t = kern::scale_by_derivative<T>(cfg_.activations[L_ - 1], delta,
+                                                      static_cast<const T*>(d_out), m, n_[L_],
+                                                      col_part_, ctl_, st);
+  kern::finish_colsum<T>(col_part_, t.chunks, n_[L_], G + b_off_[L_], ctl_, st);
+  backward_impl<T>(st, static_cast<const T*>(kept_x_), delta, m, static_cast<T*>(dx), true, 0);
+  if (!update) return;
+  kern::update_begin(ctl_, st);
+  const double lam = cfg_.weight_decay;
+  const int n_sq = kern::optimizer<T>(ctl_, P, G, static_cast<T*>(state0_),
+                                      static_cast<T*>(state1_), n_params_, segs_, 2 * L_, lam,
+                                      sumsq_part_, StepMode::Update, st);
+  kern::decay_end(ctl_, sumsq_part_, n_sq, lam, true, decay, st);
+}
+
+void CudaNetwork::enqueue_backward_from(cudaStream_t stream, const void* d_out, std::int64_t rows,
+                                        void* dx, bool update, double* decay) {
+  if (!kept_x_ || rows != kept_rows_)
+    throw InvalidArgument("backward_from: expected the rows of the last forward_keep");
+  if (cfg_.dtype == DType::Float32) backward_from_impl<float>(stream, d_out, rows, dx, update, decay);
+  else backward_from_impl<double>(stream, d_out, rows, dx, update, decay);
+}
+
+template <class T>
+void CudaNetwork::step_with_input_grad_impl(cudaStream_t st, const void* xv, const void* yv,
+                                            std::int64_t m, void* dx, bool update,
+                                            bool weight_grads, double* decay) {
+  gemm_->set_stream(st);
+  StepControl* ctl = ctl_;
+  const int mi = static_cast<int>(m);
+  auto n = [&](int l) { return static_cast<int>(n_[l]); };
+  T* P = static_cast<T*>(params_);
+  T* G = static_cast<T*>(grads_);
+  const T* x = static_cast<const T*>(xv);
+  const T* y = static_cast<const T*>(yv);
+  const bool applies = update && weight_grads;
+
+  // Forward, loss and δ_L: enqueue_step's.
+  const int sl = sparse_layer_;
+  kern::Tiling rho_tiling;
+  kern::OutputPartials outp;
+  const T* a_prev = x;
+  for (int l = 1; l <= L_; ++l) {
+    T* dst = l < L_ ? static_cast<T*>(act_[l]) : static_cast<T*>(out_);
+    gemm_->rm(false, false, mi, n(l), n(l - 1), a_prev, n(l - 1), P + w_off_[l], n(l), dst, n(l));
+    if (l < L_) {
+      const kern::Tiling t = kern::bias_act<T>(cfg_.activations[l - 1], dst, m, n_[l],
+                                               P + b_off_[l], l == sl ? rho_part_ : nullptr, ctl,
+                                               st);
+      if (l == sl) rho_tiling = t;
+    } else {
+      outp = kern::output_delta<T>(cfg_.activations[L_ - 1], cfg_.loss, dst, y, m, n_[L_],
+                                   P + b_off_[L_], col_part_, loss_part_, ctl, st);
+    }
+    a_prev = dst;
+  }
+  const double eps = cfg_.dtype == DType::Float32 ? kRhohatEpsFloat32 : kRhohatEpsFloat64;
+  kern::finalize<T>(ctl, loss_part_, outp.loss_partials, m, sl ? rho_part_ : nullptr,
+                    rho_tiling.chunks, sl ? n_[sl] : 0, cfg_.sparsity_target, cfg_.sparsity_weight,
+                    eps, static_cast<T*>(sparse_term_),
+                    applies ? StepMode::Update : StepMode::Gradient, false, st);
+  if (weight_grads)
+    kern::finish_colsum<T>(col_part_, outp.col.chunks, n_[L_], G + b_off_[L_], ctl, st);
+  backward_impl<T>(st, x, static_cast<T*>(out_), m, static_cast<T*>(dx), weight_grads, sl);
+  if (!applies) return;
+  const double lam = cfg_.weight_decay;
+  const int n_sq = kern::optimizer<T>(ctl, P, G, static_cast<T*>(state0_),
+                                      static_cast<T*>(state1_), n_params_, segs_, 2 * L_, lam,
+                                      sumsq_part_, StepMode::Update, st);
+  kern::decay_end(ctl, sumsq_part_, n_sq, lam, true, decay, st);
+}
+
+void CudaNetwork::enqueue_step_with_input_grad(cudaStream_t stream, const void* x, const void* y,
+                                               std::int64_t rows, void* dx, bool update,
+                                               bool weight_grads, double* decay) {
+  if (cfg_.dtype == DType::Float32)
+    step_with_input_grad_impl<float>(stream, x, y, rows, dx, update, weight_grads, decay);
+  else
+    step_with_input_grad_impl<double>(stream, x, y, rows, dx, update, weight_grads, decay);
+}
+
+template <class T>
+void CudaNetwork::add_decay_gradient_impl(cudaStream_t st, double* decay) {
+  const double lam = cfg_.weight_decay;
+  int n_sq = 0;
+  if (lam > 0)
+    n_sq = kern::optimizer<T>(ctl_, static_cast<T*>(params_), static_cast<T*>(grads_),
+                              static_cast<T*>(state0_), static_cast<T*>(state1_), n_params_,
+                              segs_, 2 * L_, lam, sumsq_part_, StepMode::Gradient, st);
+  kern::decay_end(ctl_, sumsq_part_, n_sq, lam, false, decay, st);
+}
+
+void CudaNetwork::enqueue_add_decay_gradient(cudaStream_t stream, double* decay) {
+  if (cfg_.dtype == DType::Float32) add_decay_gradient_impl<float>(stream, decay);
+  else add_decay_gradient_impl<double>(stream, decay);
+}
+
+void CudaNetwork::enqueue_decay_term(cudaStream_t stream, const std::int32_t* gate,
+                                     double* decay) {
+  const double lam = cfg_.weight_decay;
+  if (cfg_.dtype == DType::Float32)
+    kern::weights_sumsq<float>(static_cast<const float*>(params_), n_params_, segs_, 2 * L_, lam,
+                               gate, decay, stream);
+  else
+    kern::weights_sumsq<double>(static_cast<const double*>(params_), n_params_, segs_, 2 * L_,
+                                lam, gate, decay, stream);
+}
+
+}  // namespace cuda
+}  // namespace fusedae

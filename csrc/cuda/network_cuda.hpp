@@ -98,8 +98,74 @@ class CudaNetwork {
   // batch buffers if `batch`).
   double workspace_bytes(std::int64_t rows, bool batch) const;
 
+  // ---- building blocks of composite models (cuda/composite_cuda.cu): the
+  // CPU's (core/network.hpp: forward_keep, backward_from,
+  // step_with_input_grad, add_decay_gradient, decay_term) on device
+  // pointers of this network's dtype, rows already checked and the row
+  // workspace already reserved (for `rows`) by the caller, which owns the
+  // call: its stream order, control-block upload and download, and the one
+  // wait. Each only enqueues on `stream` (no check, allocation or
+  // synchronisation), so a composite's whole step can be captured as one
+  // CUDA graph. They read this network's control block as its own steps do:
+  // forward epilogues are skipped once `diverged` is set, everything after a
+  // forward pass (deltas, bias sums, the optimizer) runs only while `ok` is
+  // set; step_with_input_grad sets `ok` itself (a finite loss, as the CPU's
+  // step), backward_from and add_decay_gradient read the `ok` a composite
+  // kernel left. Scalars go to device doubles the caller names (null: not
+  // wanted), written only when `ok`.
+  //
+  // Forward keeping every layer's activations (the output layer's
+  // activation must be elementwise); returns the output activations (rows ×
+  // n_L, workspace: valid until the next call here).
+  void* enqueue_forward_keep(cudaStream_t stream, const void* x, std::int64_t rows);
+  // Forward of the whole stack into `out` (the CPU's forward_unchecked), in
+  // the row workspace, skipped like the steps once `diverged` is set.
+  void enqueue_forward_into(cudaStream_t stream, const void* x, std::int64_t rows, void* out);
+  // Backward of the last enqueue_forward_keep from dJ/dA_L (rows × n_L):
+  // gradients, dJ/dX into dx if not null (from the weights before any
+  // update), and an optimizer step if `update` (Adam's t from the control
+  // block; counted in its `applied`), with (λ/2)·Σ‖W‖² before the update
+  // into *decay.
+  void enqueue_backward_from(cudaStream_t stream, const void* d_out, std::int64_t rows, void* dx,
+                             bool update, double* decay);
+  // The fused step with dJ/dX into dx (if not null, from the weights before
+  // the update); weight_grads false: δs and dx only (a frozen network), no
+  // gradient written, no update. Sets `ok` and `loss` (data + sparsity
+  // term) in the control block; with an update (update && weight_grads)
+  // also the decay term into *decay and `applied`.
+  void enqueue_step_with_input_grad(cudaStream_t stream, const void* x, const void* y,
+                                    std::int64_t rows, void* dx, bool update, bool weight_grads,
+                                    double* decay);
+  // λ·W added to the weight gradients, (λ/2)·Σ‖W‖² into *decay (when `ok`).
+  void enqueue_add_decay_gradient(cudaStream_t stream, double* decay);
+  // (λ/2)·Σ‖W‖² at the current parameters into *decay, only where *gate is
+  // nonzero when the kernel runs (a composite's failed step, whose
+  // optimizer sweeps, which would have summed it, did not run).
+  void enqueue_decay_term(cudaStream_t stream, const std::int32_t* gate, double* decay);
+  // The device control block these read (for a composite's kernels).
+  StepControl* control() const { return ctl_; }
+
  private:
+  // The composites drive their networks' calls: stream order (begin/end),
+  // control-block copies, buffer growth and the counters.
+  friend class CudaVae;
+  friend class CudaGan;
+  friend class CudaComposite;
+
   struct StepArgs;
+  template <class T> void forward_keep_impl(cudaStream_t stream, const void* x, std::int64_t rows);
+  template <class T> void forward_into_impl(cudaStream_t stream, const void* x, std::int64_t rows,
+                                            void* out);
+  template <class T> void backward_impl(cudaStream_t stream, const T* x, T* delta,
+                                        std::int64_t rows, T* dx, bool weight_grads, int sl);
+  template <class T> void backward_from_impl(cudaStream_t stream, const void* d_out,
+                                             std::int64_t rows, void* dx, bool update,
+                                             double* decay);
+  template <class T> void step_with_input_grad_impl(cudaStream_t stream, const void* x,
+                                                    const void* y, std::int64_t rows, void* dx,
+                                                    bool update, bool weight_grads,
+                                                    double* decay);
+  template <class T> void add_decay_gradient_impl(cudaStream_t stream, double* decay);
   template <class T> void enqueue_step(cudaStream_t stream, const StepArgs& a);
   template <class T> void enqueue_forward(cudaStream_t stream, const void* x, std::int64_t rows,
                                           int start, int stop, void* out);
@@ -180,6 +246,8 @@ class CudaNetwork {
   std::int64_t* perm_ = nullptr;    // device
   std::int64_t* h_perm_ = nullptr;  // pinned
   std::uint64_t generation_ = 1;    // bumped when a buffer a graph bakes in moves
+  const void* kept_x_ = nullptr;    // inputs of the last enqueue_forward_keep
+  std::int64_t kept_rows_ = 0;
 
   std::unique_ptr<Gemm> gemm_;
   std::unique_ptr<GraphCache> graphs_;

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from . import callbacks, categories, datasets, info, metrics, plot, reference
     from ._errors import TrainingDivergedError
     from ._persist import ModelFileError, load
-    from ._validation import CudaUnavailableError, DeviceNotSupportedError
+    from ._validation import CudaUnavailableError
     from .autoencoder import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
     from .classifier import Classifier
     from .gan import GAN
@@ -33,7 +33,6 @@ _LAZY = {
     "load": "fusedae._persist",
     "ModelFileError": "fusedae._persist",
     "CudaUnavailableError": "fusedae._validation",
-    "DeviceNotSupportedError": "fusedae._validation",
 }
 
 # Submodules reachable as attributes (``fusedae.info.entropy``).

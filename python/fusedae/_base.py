@@ -68,6 +68,23 @@ def split_params(net, flat):
     return Ws, bs
 
 
+def host_params(net):
+    """A network's flat parameters as NumPy: its own buffer on the CPU (a
+    writable view), a read-only host copy of a GPU network's."""
+    params = net.params
+    if v.is_device_array(params):
+        params = params.get()
+        params.flags.writeable = False
+    return params
+
+
+def split_gradients(net, on_device):
+    """A network's gradients as (weights, biases): CuPy copies when the
+    call's input was on the GPU, NumPy copies otherwise."""
+    g = net.grads
+    return split_params(net, g.copy() if on_device else v.host_copy(g))
+
+
 def network_state(net):
     """What a network needs to resume training bit for bit (no workspace),
     as host arrays whatever the device the network is on."""
@@ -164,17 +181,11 @@ class NetworkEstimator(BaseEstimator):
                              "on the full batch); use a stochastic optimizer")
         return p
 
-    #: Whether this estimator has a CUDA backend (one engine network); the
-    #: composites (VAE, GAN) do not.
-    _runs_on_cuda = True
-
     def _checked_device(self):
         """``device``, normalised; for a CUDA device, also that CUDA can run
         here (fusedae._cuda.require), so a fit fails before it reads data."""
         device = v.check_device(self.device)
         if device != "cpu":
-            if not self._runs_on_cuda:
-                v.refuse_cuda(device, type(self).__name__)
             from . import _cuda
             _cuda.require(device)
         return device
@@ -314,8 +325,12 @@ class NetworkEstimator(BaseEstimator):
         out = []
         for a in data:
             same = next((d for a0, d in zip(data, out) if a0 is a), None)
-            out.append(same if same is not None else self._net.to_device(a))
+            out.append(same if same is not None else self._to_device(a))
         return tuple(out)
+
+    def _to_device(self, a):
+        """``a`` on the GPU the fitted engine model runs on (see _device_data)."""
+        return self._net.to_device(a)
 
     # -------------------------------------------------------------- training
     def _run_epoch(self, X, Y, p, noise="none", noise_level=0.0):
@@ -407,11 +422,7 @@ class NetworkEstimator(BaseEstimator):
     def _host_params(self):
         """The parameters as NumPy: the network's own buffer on the CPU (a
         writable view), a read-only host copy of a GPU network's."""
-        params = self._net.params
-        if v.is_device_array(params):
-            params = params.get()
-            params.flags.writeable = False
-        return params
+        return host_params(self._net)
 
     # ------------------------------------------------------------ parameters
     def _split(self, flat):

@@ -32,6 +32,13 @@ input. ``params``, ``grads`` and ``optimizer_state(k)`` are CuPy views of
 the engine's device buffers (writing to them changes the network; they keep
 the network alive); code that needs host arrays goes through
 :func:`fusedae._validation.to_host` / :func:`~fusedae._validation.assign`.
+
+:class:`CudaVAE` and :class:`CudaGAN` wrap ``_engine_cuda.VAE`` and
+``_engine_cuda.GAN`` the same way, with the interface of the CPU's
+``_engine.VAE`` and ``_engine.GAN`` (train_step, loss_and_gradient,
+fit_epoch, discriminator_step, generator_step, ..., the counters); their
+networks (``encoder``/``decoder``, ``generator``/``discriminator``) are
+:class:`CudaNetwork` objects over the model's own engine networks.
 """
 from __future__ import annotations
 
@@ -172,6 +179,62 @@ def available(device="cuda") -> bool:
     return True
 
 
+def _build(device, make):
+    """(make(engine module, device index), CuPy, the index) for ``device``,
+    on that device; a GPU this build cannot run on (no code for its
+    architecture, say) is as unusable as a missing one."""
+    engine, cp, index = require(device)
+    cuda_error = getattr(engine, "CudaError", ())
+    try:
+        with cp.cuda.Device(index):
+            made = make(engine, index)
+    except cuda_error as err:
+        raise CudaUnavailableError(f"device: 'cuda:{index}' cannot be used here: {err}. "
+                                   "Use device='cpu' to run on the CPU.") from err
+    return made, cp, index
+
+
+def _device_matrix(cp, a, name, cols, dtype, device_id):
+    """(a as a device array, whether it came from the host), after the CPU
+    engine's checks: type and dtype (TypeError), then 2-D, rows, columns and
+    C order (ValueError); a CuPy array must also be on the model's device
+    (``device_id``). Finite values are checked by the engine itself, on the
+    device (one scan, before any work, or folded into a single step), with
+    the CPU engine's message."""
+    if isinstance(a, cp.ndarray):
+        on_host = False
+    elif isinstance(a, np.ndarray):
+        on_host = True
+    else:
+        raise TypeError(f"{name}: expected a numpy.ndarray or a cupy.ndarray, got "
+                        f"{type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype.name}, got {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got {a.ndim}-D")
+    if not on_host and a.device.id != device_id:
+        raise ValueError(f"{name}: expected an array on CUDA device {device_id} (the "
+                         f"network's), got one on device {a.device.id}")
+    rows, width = a.shape
+    if rows < 1:
+        raise ValueError(f"{name}: expected at least one row")
+    if rows > _MAX_ROWS:
+        raise ValueError(f"{name}: more than 2^31-1 rows")
+    if width != cols:
+        raise ValueError(f"{name}: expected {cols} columns, got {width}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    return (cp.asarray(a), True) if on_host else (a, False)
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size: expected an integer, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError("batch_size: expected an integer >= 1")
+    return int(batch_size)
+
+
 # ------------------------------------------------------------ network
 class CudaNetwork:
     """One ``_engine_cuda.Network`` with the interface of ``_engine.Network``.
@@ -184,22 +247,25 @@ class CudaNetwork:
     def __init__(self, sizes, activations, loss="squared_error", dtype="float32",
                  weight_decay=0.0, sparsity_layer=0, sparsity_target=0.05, sparsity_weight=0.0,
                  device="cuda") -> None:
-        engine, cp, index = require(device)
+        net, cp, index = _build(device, lambda engine, i: engine.Network(
+            list(sizes), list(activations), loss, dtype, weight_decay, sparsity_layer,
+            sparsity_target, sparsity_weight, device_id=i))
+        self._setup(net, cp, index)
+
+    @classmethod
+    def wrapping(cls, net, cp, device_id) -> CudaNetwork:
+        """A CudaNetwork over an existing ``_engine_cuda.Network`` (one of a
+        composite model's: the VAE's encoder, the GAN's generator, ...)."""
+        self = cls.__new__(cls)
+        self._setup(net, cp, int(device_id))
+        return self
+
+    def _setup(self, net, cp, index) -> None:
         self._cp = cp
         self.device_id = index
-        cuda_error = getattr(engine, "CudaError", ())
-        try:
-            with cp.cuda.Device(index):
-                self._net = engine.Network(list(sizes), list(activations), loss, dtype,
-                                           weight_decay, sparsity_layer, sparsity_target,
-                                           sparsity_weight, device_id=index)
-        except cuda_error as err:
-            # The device exists but this build cannot run on it (e.g. no code
-            # for its architecture): as unusable as a missing one.
-            raise CudaUnavailableError(f"device: 'cuda:{index}' cannot be used here: {err}. "
-                                       "Use device='cpu' to run on the CPU.") from err
-        self._np_dtype = np.dtype(self._net.dtype)
-        self._sizes = [int(n) for n in self._net.sizes]
+        self._net = net
+        self._np_dtype = np.dtype(net.dtype)
+        self._sizes = [int(n) for n in net.sizes]
         self._views: dict[object, Any] = {}
 
     # ----------------------------------------------------------- facts
@@ -317,37 +383,9 @@ class CudaNetwork:
 
     # ----------------------------------------------------------- checks
     def _matrix(self, a, name, cols):
-        """(a as a device array, whether it came from the host), after the
-        CPU engine's checks: type and dtype (TypeError), then 2-D, rows,
-        columns and C order (ValueError); a CuPy array must also be on this
-        network's device. Finite values are checked by the engine itself,
-        on the device (one scan, before any work; folded into the step for
-        train_step), with the CPU engine's message."""
-        cp = self._cp
-        if isinstance(a, cp.ndarray):
-            on_host = False
-        elif isinstance(a, np.ndarray):
-            on_host = True
-        else:
-            raise TypeError(f"{name}: expected a numpy.ndarray or a cupy.ndarray, got "
-                            f"{type(a).__name__}")
-        if a.dtype != self._np_dtype:
-            raise TypeError(f"{name}: expected dtype {self.dtype}, got {a.dtype}")
-        if a.ndim != 2:
-            raise ValueError(f"{name}: expected a 2-D array, got {a.ndim}-D")
-        if not on_host and a.device.id != self.device_id:
-            raise ValueError(f"{name}: expected an array on CUDA device {self.device_id} (the "
-                             f"network's), got one on device {a.device.id}")
-        rows, width = a.shape
-        if rows < 1:
-            raise ValueError(f"{name}: expected at least one row")
-        if rows > _MAX_ROWS:
-            raise ValueError(f"{name}: more than 2^31-1 rows")
-        if width != cols:
-            raise ValueError(f"{name}: expected {cols} columns, got {width}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{name}: expected a C-contiguous array")
-        return (cp.asarray(a), True) if on_host else (a, False)
+        """(a as a device array, whether it came from the host): see
+        :func:`_device_matrix`."""
+        return _device_matrix(self._cp, a, name, cols, self._np_dtype, self.device_id)
 
     def _pair(self, X, Y):
         x, _ = self._matrix(X, "X", self._sizes[0])
@@ -404,10 +442,7 @@ class CudaNetwork:
             else:
                 x, y = self._pair(X, Y)
                 y_ptr = y.data.ptr
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-                raise TypeError(f"batch_size: expected an integer, got {batch_size!r}")
-            if batch_size < 1:
-                raise ValueError("batch_size: expected an integer >= 1")
+            batch_size = _check_batch_size(batch_size)
             if noise not in _NOISES:
                 raise ValueError("noise: expected 'none', 'gaussian', 'masking' or "
                                  f"'salt_pepper', got {noise!r}")
@@ -423,3 +458,203 @@ class CudaNetwork:
     def __repr__(self):
         return (f"CudaNetwork(sizes={self._sizes}, dtype={self.dtype!r}, "
                 f"device='cuda:{self.device_id}', isa={self.isa!r})")
+
+
+# ------------------------------------------------------------ composites
+class _CudaComposite:
+    """What :class:`CudaVAE` and :class:`CudaGAN` share: the engine model,
+    its counters, host-synchronised setup calls and the array checks."""
+
+    _model: Any
+    _cp: Any
+    device_id: int
+    _np_dtype: np.dtype
+
+    def _setup(self, model, cp, index):
+        self._model, self._cp, self.device_id = model, cp, index
+        self._np_dtype = np.dtype(model.dtype)
+
+    @property
+    def engine_model(self):
+        """The wrapped ``_engine_cuda`` model (pointer-level ops)."""
+        return self._model
+
+    @property
+    def dtype(self) -> str:
+        return self._model.dtype
+
+    # Counters of the random streams (host values).
+    seed = property(lambda self: self._model.seed,
+                    lambda self, v: setattr(self._model, "seed", v))
+    latent_steps = property(lambda self: self._model.latent_steps,
+                            lambda self, v: setattr(self._model, "latent_steps", v))
+    epochs = property(lambda self: self._model.epochs,
+                      lambda self, v: setattr(self._model, "epochs", v))
+
+    @contextlib.contextmanager
+    def _on_device(self):
+        with self._cp.cuda.Device(self.device_id):
+            yield self._cp.cuda.get_current_stream()
+
+    def _synchronized(self, op, *args, **kwargs):
+        """A call that takes no stream (init_params, set_optimizer): after the
+        work queued on the current stream (see CudaNetwork._synchronized)."""
+        with self._on_device() as stream:
+            stream.synchronize()
+            return op(*args, **kwargs)
+
+    def init_params(self, seed):
+        self._synchronized(self._model.init_params, seed)
+
+    def to_device(self, a):
+        """``a`` on this model's device: a CuPy array as it is, a NumPy array
+        copied there (on the current stream)."""
+        if isinstance(a, self._cp.ndarray):
+            return a
+        with self._on_device():
+            return self._cp.asarray(a)
+
+    def _matrix(self, a, name, cols):
+        return _device_matrix(self._cp, a, name, cols, self._np_dtype, self.device_id)
+
+
+class CudaVAE(_CudaComposite):
+    """One ``_engine_cuda.VAE`` with the interface of ``_engine.VAE``.
+
+    The constructor takes the CPU model's arguments and ``device`` ("cuda",
+    "cuda:N" or N). ``encoder`` and ``decoder`` are :class:`CudaNetwork`
+    objects over the model's own networks (parameters as CuPy views, the
+    counters, ``forward``). The ops take NumPy or CuPy arrays as
+    :class:`CudaNetwork`'s do (CuPy zero-copy on the current stream, NumPy
+    copied for the call; the CPU engine's checks and messages); Y is the
+    condition rows (None without conditions).
+    """
+
+    def __init__(self, n_features, n_latent, hidden, activation="relu",
+                 output_activation="sigmoid", loss="binary_cross_entropy", dtype="float32",
+                 weight_decay=0.0, n_conditions=0, device="cuda") -> None:
+        model, cp, index = _build(device, lambda engine, i: engine.VAE(
+            n_features, n_latent, list(hidden), activation, output_activation, loss, dtype,
+            weight_decay, n_conditions, device_id=i))
+        self._setup(model, cp, index)
+        self.encoder = CudaNetwork.wrapping(model.encoder, cp, index)
+        self.decoder = CudaNetwork.wrapping(model.decoder, cp, index)
+        self._widths = (int(model.n_features), int(model.n_latent), int(model.n_conditions))
+
+    def set_optimizer(self, kind, learning_rate, momentum=0.9, beta1=0.9, beta2=0.999,
+                      eps=1e-8):
+        self._synchronized(self._model.set_optimizer, kind, learning_rate, momentum=momentum,
+                           beta1=beta1, beta2=beta2, eps=eps)
+
+    def _inputs(self, X, Y):
+        """(x, y pointer or 0, rows) after core/composite.cpp's checks, in its order."""
+        D, _, C = self._widths
+        x, _ = self._matrix(X, "X", D)
+        if C > 0:
+            if Y is None:
+                raise ValueError("Y: required by a conditional VAE (one row of labels per row "
+                                 "of X)")
+            y, _ = self._matrix(Y, "Y", C)
+            if y.shape[0] != x.shape[0]:
+                raise ValueError("Y: expected as many rows as X")
+            return x, y.data.ptr, y
+        if Y is not None:
+            raise ValueError("Y: this VAE has no conditions (n_conditions = 0)")
+        return x, 0, None
+
+    def loss_and_gradient(self, X, Y, eps):
+        """(total, recon, kl, decay) at the given ε (rows × n_latent); the
+        gradients (with λW) are left in each network's ``grads``."""
+        with self._on_device() as stream:
+            x, y_ptr, _y = self._inputs(X, Y)
+            e, _ = self._matrix(eps, "eps", self._widths[1])
+            if e.shape[0] != x.shape[0]:
+                raise ValueError("eps: expected as many rows as X")
+            out = self._model.loss_and_gradient(x.data.ptr, y_ptr, e.data.ptr, x.shape[0],
+                                                stream.ptr)
+        return tuple(float(v) for v in out)
+
+    def train_step(self, X, Y=None):
+        """One optimizer step of both networks (ε from the latent stream);
+        (total, recon, kl, decay) before the update."""
+        with self._on_device() as stream:
+            x, y_ptr, _y = self._inputs(X, Y)
+            out = self._model.train_step(x.data.ptr, y_ptr, x.shape[0], stream.ptr)
+        return tuple(float(v) for v in out)
+
+    def fit_epoch(self, X, Y=None, batch_size=64, shuffle=True):
+        """One epoch; ((total, recon, kl, decay) means, steps, diverged)."""
+        with self._on_device() as stream:
+            x, y_ptr, _y = self._inputs(X, Y)
+            batch_size = _check_batch_size(batch_size)
+            losses, steps, diverged = self._model.fit_epoch(
+                x.data.ptr, y_ptr, x.shape[0], batch_size, bool(shuffle), stream.ptr)
+        return tuple(float(v) for v in losses), int(steps), bool(diverged)
+
+    def __repr__(self):
+        D, Z, C = self._widths
+        return (f"CudaVAE(n_features={D}, n_latent={Z}, n_conditions={C}, "
+                f"dtype={self.dtype!r}, device='cuda:{self.device_id}')")
+
+
+class CudaGAN(_CudaComposite):
+    """One ``_engine_cuda.GAN`` with the interface of ``_engine.GAN``.
+
+    The constructor takes the CPU model's arguments and ``device``;
+    ``generator`` and ``discriminator`` are :class:`CudaNetwork` objects over
+    the model's own networks. Arrays are taken as :class:`CudaVAE`'s are.
+    """
+
+    def __init__(self, n_latent, n_features, g_hidden, d_hidden, g_activation="relu",
+                 g_output_activation="sigmoid", d_activation="leaky_relu", dtype="float32",
+                 weight_decay=0.0, minimax=False, device="cuda") -> None:
+        model, cp, index = _build(device, lambda engine, i: engine.GAN(
+            n_latent, n_features, list(g_hidden), list(d_hidden), g_activation,
+            g_output_activation, d_activation, dtype, weight_decay, bool(minimax), device_id=i))
+        self._setup(model, cp, index)
+        self.generator = CudaNetwork.wrapping(model.generator, cp, index)
+        self.discriminator = CudaNetwork.wrapping(model.discriminator, cp, index)
+        self._widths = (int(model.n_latent), int(model.n_features))
+
+    def set_optimizers(self, kind, g_learning_rate, d_learning_rate, momentum=0.9, beta1=0.5,
+                       beta2=0.999, eps=1e-8):
+        self._synchronized(self._model.set_optimizers, kind, g_learning_rate, d_learning_rate,
+                           momentum=momentum, beta1=beta1, beta2=beta2, eps=eps)
+
+    def discriminator_step(self, X):
+        """D's step on the real rows X against as many fresh fakes; its loss."""
+        with self._on_device() as stream:
+            x, _ = self._matrix(X, "X", self._widths[1])
+            return float(self._model.discriminator_step(x.data.ptr, x.shape[0], stream.ptr))
+
+    def generator_step(self, batch_size):
+        """G's step on ``batch_size`` fresh latents against the frozen D; its loss."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"batch_size: expected an integer, got {batch_size!r}")
+        with self._on_device() as stream:
+            return float(self._model.generator_step(int(batch_size), stream.ptr))
+
+    def generator_loss_and_gradient(self, Z):
+        """G's loss at latents Z and its gradient (with λW) in the generator's
+        ``grads``; the discriminator is not touched."""
+        with self._on_device() as stream:
+            z, _ = self._matrix(Z, "Z", self._widths[0])
+            return float(self._model.generator_loss_and_gradient(z.data.ptr, z.shape[0],
+                                                                 stream.ptr))
+
+    def fit_epoch(self, X, batch_size=64, d_steps=1, train_d=True, train_g=True, shuffle=True):
+        """One pass over the real rows; (d_losses, g_losses, diverged)."""
+        with self._on_device() as stream:
+            x, _ = self._matrix(X, "X", self._widths[1])
+            batch_size = _check_batch_size(batch_size)
+            if isinstance(d_steps, bool) or not isinstance(d_steps, (int, np.integer)):
+                raise TypeError(f"d_steps: expected an integer, got {d_steps!r}")
+            d, g, diverged = self._model.fit_epoch(x.data.ptr, x.shape[0], batch_size,
+                                                   int(d_steps), bool(train_d), bool(train_g),
+                                                   bool(shuffle), stream.ptr)
+        return [float(v) for v in d], [float(v) for v in g], bool(diverged)
+
+    def __repr__(self):
+        Z, D = self._widths
+        return (f"CudaGAN(n_latent={Z}, n_features={D}, dtype={self.dtype!r}, "
+                f"device='cuda:{self.device_id}')")

@@ -224,8 +224,7 @@ def load(path: str | os.PathLike[str], device: str | None = None) -> NetworkEsti
         where CUDA cannot run raises CudaUnavailableError (a ValueError)
         saying so; ``device="cpu"`` loads it on the CPU, with the same
         outputs to rounding. A given device becomes the loaded model's
-        ``device`` hyperparameter. The VAEs and the GAN run on the CPU
-        only (a CUDA device raises NotImplementedError).
+        ``device`` hyperparameter.
 
     Returns
     -------
@@ -252,8 +251,6 @@ def load(path: str | os.PathLike[str], device: str | None = None) -> NetworkEsti
             raise ModelFileError("params, state: expected mappings")
         saved_device = params.get("device")
         if device is not None:
-            if device != "cpu" and not cls._runs_on_cuda:
-                _v.refuse_cuda(device, cls.__name__)
             _move(params, state, device)
         est = cls(**params)
         if "_params_used" in state:
@@ -269,8 +266,6 @@ def load(path: str | os.PathLike[str], device: str | None = None) -> NetworkEsti
         raise _v.CudaUnavailableError(
             f"{err} (the model in {path} was saved with device={saved_device!r}; "
             f"fusedae.load(path, device='cpu') loads it on the CPU)") from None
-    except _v.DeviceNotSupportedError as err:
-        raise _v.DeviceNotSupportedError(f"{err} ({path})") from None
     except RecursionError:
         raise ModelFileError(f"{path}: {_METADATA} is nested too deeply") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as err:

@@ -58,10 +58,6 @@ def check_dtype(value):
 
 #: What ``device`` accepts: the CPU, the current CUDA device or CUDA device N.
 DEVICES = ("cpu", "cuda", "cuda:N")
-#: The estimators with a CUDA backend (one engine network each); the VAEs and
-#: the GAN train composites of networks, which run on the CPU only.
-CUDA_MODELS = ("Autoencoder", "SparseAutoencoder", "DenoisingAutoencoder", "Classifier",
-               "Generator")
 
 
 class CudaUnavailableError(ValueError):
@@ -69,12 +65,6 @@ class CudaUnavailableError(ValueError):
     installed, this fusedae was built without its CUDA engine, or the
     machine has no (such) CUDA device. The message says which, and what to
     do about it."""
-
-
-class DeviceNotSupportedError(NotImplementedError, ValueError):
-    """``device='cuda'`` on a model that has no CUDA backend (the VAEs and
-    the GAN). A NotImplementedError, and a ValueError like every other bad
-    hyperparameter."""
 
 
 def check_device(value):
@@ -91,15 +81,6 @@ def check_device(value):
             return f"cuda:{int(m.group(1))}"
     raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N' (N the index of a CUDA "
                      f"device, 0 for the first), got {value!r}")
-
-
-def refuse_cuda(device, model):
-    """The error of ``device='cuda'`` on a model without a CUDA backend."""
-    if device != "cpu":
-        raise DeviceNotSupportedError(
-            f"device: {model} has no CUDA backend yet (its engine is a composite of "
-            f"networks that runs on the CPU only), so device={device!r} is not available; "
-            f"use device='cpu'. The models that run on CUDA are {', '.join(CUDA_MODELS)}.")
 
 
 # ------------------------------------------------------------ GPU arrays

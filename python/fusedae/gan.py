@@ -32,8 +32,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _validation as v
-from ._base import (_Self, NetworkEstimator, engine_threads, network_state, restore_network,
-                    set_params_from_init, split_params)
+from ._base import (_Self, NetworkEstimator, engine_threads, host_params, network_state,
+                    restore_network, set_params_from_init, split_gradients, split_params)
 from ._errors import TrainingDivergedError
 from ._native import engine
 from ._training import Callbacks
@@ -69,10 +69,13 @@ class GAN(NetworkEstimator, BaseEstimator):
     d_pretrain_epochs, g_pretrain_epochs : int >= 0, default=0
     weight_decay : float >= 0, default=0.0
     shuffle, n_threads, device, dtype, random_state, verbose
-        As in :class:`fusedae.Autoencoder`, except that the GAN runs on the
-        CPU only: ``device="cuda"`` raises NotImplementedError at fit. G is
-        initialised from Philox(seed), D from Philox(seed + 1); the latents
-        of step t from stream (latent, t).
+        As in :class:`fusedae.Autoencoder`. With ``device="cuda"`` both
+        networks and every step run on the GPU: X may be a CuPy array, and
+        ``generate``, ``discriminate`` and the ``*_loss_and_gradient``
+        methods answer CuPy for CuPy input and NumPy for NumPy input
+        (``latent`` and ``sample`` give NumPy arrays). G is initialised from
+        Philox(seed), D from Philox(seed + 1); the latents of step t from
+        stream (latent, t), on either device.
 
     Attributes
     ----------
@@ -96,10 +99,6 @@ class GAN(NetworkEstimator, BaseEstimator):
                  verbose: bool = False):
         set_params_from_init(self, locals())
 
-    # The GAN's engine is a composite of two networks, CPU only: device="cuda"
-    # is refused at fit with a DeviceNotSupportedError (a NotImplementedError).
-    _runs_on_cuda = False
-
     def _checked_params(self):
         p = {
             "weight_decay": v.check_real("weight_decay", self.weight_decay, low=0.0),
@@ -114,7 +113,7 @@ class GAN(NetworkEstimator, BaseEstimator):
             "d_steps": v.check_int("d_steps", self.d_steps),
             "d_pretrain_epochs": v.check_int("d_pretrain_epochs", self.d_pretrain_epochs, low=0),
             "g_pretrain_epochs": v.check_int("g_pretrain_epochs", self.g_pretrain_epochs, low=0),
-            "device": self._checked_device(),  # CPU only: see _runs_on_cuda
+            "device": self._checked_device(),
             "dtype": v.check_dtype(self.dtype),
             "n_latent": v.check_int("n_latent", self.n_latent),
             "g_hidden": v.check_hidden(self.g_hidden, allow_empty=True, name="g_hidden"),
@@ -132,9 +131,14 @@ class GAN(NetworkEstimator, BaseEstimator):
         return p
 
     def _build_gan(self, n_features, p, seed=None):
-        model = engine.GAN(p["n_latent"], n_features, list(p["g_hidden"]), list(p["d_hidden"]),
-                           p["g_activation"], p["g_output_activation"], p["d_activation"],
-                           p["dtype"], p["weight_decay"], p["loss"] == "minimax")
+        args = (p["n_latent"], n_features, list(p["g_hidden"]), list(p["d_hidden"]),
+                p["g_activation"], p["g_output_activation"], p["d_activation"], p["dtype"],
+                p["weight_decay"], p["loss"] == "minimax")
+        if p["device"] == "cpu":
+            model = engine.GAN(*args)
+        else:
+            from ._cuda import CudaGAN
+            model = CudaGAN(*args, device=p["device"])
         model.init_params(self._seed() if seed is None else seed)  # seed: see _build
         model.set_optimizers(p["optimizer"], p["g_learning_rate"], p["d_learning_rate"],
                              momentum=p["beta1"], beta1=p["beta1"])
@@ -157,7 +161,7 @@ class GAN(NetworkEstimator, BaseEstimator):
         True stops the fit.
         """
         p = self._checked_params()
-        X = v.check_data(X, "X", p["dtype"])
+        X = v.check_data(X, "X", p["dtype"], device=p["device"])
         self._build_gan(X.shape[1], p)
         return self._train((X,), p, callbacks)
 
@@ -166,14 +170,18 @@ class GAN(NetworkEstimator, BaseEstimator):
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
         X = v.check_data(X, "X", p["dtype"], n_features=None if first else self.n_features_in_,
-                         estimator=self)
+                         estimator=self, device=p["device"])
         if first:
             self._build_gan(X.shape[1], p)
         self._gan_epoch(X, p, "alternating", train_d=True, train_g=True)
         return self
 
     def _training_data(self, X, y, p, resume=True):
-        return (v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_, estimator=self),)
+        return (v.check_data(X, "X", p["dtype"], n_features=self.n_features_in_, estimator=self,
+                             device=p["device"]),)
+
+    def _to_device(self, a):
+        return self._model.to_device(a)
 
     def _total_epochs(self, p):
         return p["d_pretrain_epochs"] + p["g_pretrain_epochs"] + p["epochs"]
@@ -228,24 +236,27 @@ class GAN(NetworkEstimator, BaseEstimator):
                                     self._model.generator.dtype)
 
     def generate(self, Z: ArrayLike) -> np.ndarray:
-        """G(z) for each row of Z."""
+        """G(z) for each row of Z (a CuPy array for CuPy Z, with ``device="cuda"``)."""
         self._check_fitted()
         net = self._model.generator
         Z = v.check_data(Z, "Z", net.dtype, n_features=self._params_used["n_latent"],
-                         estimator=self)
+                         estimator=self, device=self._device)
         with engine_threads(self.n_threads):
             return net.forward(Z, 0, -1)
 
     def sample(self, n_samples: int = 1, *, random_state: int | None = None) -> np.ndarray:
-        """Generated signals. The same seed and sequence of calls give the same
-        samples; an integer ``random_state`` picks a fixed set of latents."""
+        """Generated signals (a NumPy array, on either device). The same seed
+        and sequence of calls give the same samples; an integer
+        ``random_state`` picks a fixed set of latents."""
         return self.generate(self.latent(n_samples, random_state=random_state))
 
     def discriminate(self, X: ArrayLike) -> np.ndarray:
-        """D(x): the discriminator's probability that each row is real."""
+        """D(x): the discriminator's probability that each row is real (a
+        CuPy array for CuPy X)."""
         self._check_fitted()
         net = self._model.discriminator
-        X = v.check_data(X, "X", net.dtype, n_features=self.n_features_in_, estimator=self)
+        X = v.check_data(X, "X", net.dtype, n_features=self.n_features_in_, estimator=self,
+                         device=self._device)
         with engine_threads(self.n_threads):
             return net.forward(X, 0, -1)[:, 0]
 
@@ -255,11 +266,12 @@ class GAN(NetworkEstimator, BaseEstimator):
         (G's (weights, biases), with λW); D is not changed."""
         self._check_fitted()
         net = self._model.generator
+        on_device = v.is_device_array(Z)
         Z = v.check_data(Z, "Z", net.dtype, n_features=self._params_used["n_latent"],
-                         estimator=self)
+                         estimator=self, device=self._device)
         with engine_threads(self.n_threads):
             loss = self._model.generator_loss_and_gradient(Z)
-        return float(loss), split_params(net, net.grads.copy())
+        return float(loss), split_gradients(net, on_device)
 
     def discriminator_loss_and_gradient(
             self, X_real: ArrayLike, X_fake: ArrayLike
@@ -268,24 +280,34 @@ class GAN(NetworkEstimator, BaseEstimator):
         self._check_fitted()
         net = self._model.discriminator
         R = v.check_data(X_real, "X_real", net.dtype, n_features=self.n_features_in_,
-                         estimator=self)
+                         estimator=self, device=self._device)
         F = v.check_data(X_fake, "X_fake", net.dtype, n_features=self.n_features_in_,
-                         estimator=self)
-        S = np.ascontiguousarray(np.vstack([R, F]))
-        T = np.concatenate([np.ones(len(R)), np.zeros(len(F))]).astype(net.dtype)[:, None]
+                         estimator=self, device=self._device)
+        # On the GPU when either is a CuPy array (the other is copied there).
+        on_device = v.is_device_array(R) or v.is_device_array(F)
+        if on_device:
+            R, F = self._model.to_device(R), self._model.to_device(F)
+        xp = v.array_module(R)
+        S = xp.ascontiguousarray(xp.vstack([R, F]))
+        T = xp.asarray(np.concatenate([np.ones(len(R)), np.zeros(len(F))])
+                       .astype(net.dtype)[:, None])
         with engine_threads(self.n_threads):
             loss = net.loss_and_gradient(S, T)
-        return float(loss), split_params(net, net.grads.copy())
+        return float(loss), split_gradients(net, on_device)
 
     @property
     def generator_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Generator (weights, biases), views (read-only copies with
+        ``device="cuda"``)."""
         self._check_fitted()
-        return split_params(self._model.generator, self._model.generator.params)
+        return split_params(self._model.generator, host_params(self._model.generator))
 
     @property
     def discriminator_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Discriminator (weights, biases), views (read-only copies with
+        ``device="cuda"``)."""
         self._check_fitted()
-        return split_params(self._model.discriminator, self._model.discriminator.params)
+        return split_params(self._model.discriminator, host_params(self._model.discriminator))
 
     @property
     def coefs_(self) -> NoReturn:

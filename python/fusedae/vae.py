@@ -30,8 +30,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _labels
 from . import _validation as v
-from ._base import (_Self, NetworkEstimator, dtype_tag, engine_threads, network_state,
-                    restore_network, set_params_from_init, split_params)
+from ._base import (_Self, NetworkEstimator, dtype_tag, engine_threads, host_params,
+                    network_state, restore_network, set_params_from_init, split_gradients,
+                    split_params)
 from ._errors import TrainingDivergedError
 from ._native import engine
 from ._training import Callbacks
@@ -71,10 +72,13 @@ class VAE(TransformerMixin, NetworkEstimator):
         As in :class:`fusedae.Autoencoder`; the held-out score is
         :meth:`score` (minus the negative ELBO).
     n_threads, device, dtype, random_state, verbose
-        As in :class:`fusedae.Autoencoder`, except that the VAEs run on
-        the CPU only: ``device="cuda"`` raises NotImplementedError at fit.
-        The encoder is initialised from Philox(seed), the decoder from
-        Philox(seed + 1); ε of step t from stream (latent, t).
+        As in :class:`fusedae.Autoencoder`. With ``device="cuda"`` both
+        networks and every step run on the GPU: X (and y) may be CuPy
+        arrays, and ``transform``, ``encode``, ``generate``, ``interpolate``
+        and ``loss_and_gradient`` answer CuPy for CuPy input and NumPy for
+        NumPy input (``sample`` follows ``y``, NumPy without one). The encoder is initialised from
+        Philox(seed), the decoder from Philox(seed + 1); ε of step t from
+        stream (latent, t), on either device.
 
     Attributes
     ----------
@@ -86,9 +90,6 @@ class VAE(TransformerMixin, NetworkEstimator):
     """
 
     _n_conditions = 0
-    # The VAE's engine is a composite of two networks, CPU only: device="cuda"
-    # is refused at fit with a DeviceNotSupportedError (a NotImplementedError).
-    _runs_on_cuda = False
 
     def __init__(self, n_latent: int = 8, n_hidden: int | Sequence[int] = (64,), *,
                  activation: str = "relu", output_activation: str = "sigmoid",
@@ -125,9 +126,13 @@ class VAE(TransformerMixin, NetworkEstimator):
         return p
 
     def _build_vae(self, n_features, n_conditions, p, seed=None):
-        model = engine.VAE(n_features, p["n_latent"], list(p["hidden"]), p["activation"],
-                           p["output_activation"], p["loss"], p["dtype"], p["weight_decay"],
-                           n_conditions)
+        args = (n_features, p["n_latent"], list(p["hidden"]), p["activation"],
+                p["output_activation"], p["loss"], p["dtype"], p["weight_decay"], n_conditions)
+        if p["device"] == "cpu":
+            model = engine.VAE(*args)
+        else:
+            from ._cuda import CudaVAE
+            model = CudaVAE(*args, device=p["device"])
         model.init_params(self._seed() if seed is None else seed)  # seed: see _build
         model.set_optimizer(p["optimizer"], p["learning_rate"], momentum=p["momentum"],
                             beta1=p["momentum"] if p["optimizer"] == "adam" else 0.9)
@@ -141,7 +146,8 @@ class VAE(TransformerMixin, NetworkEstimator):
         self._start_fit(model.seed)
 
     def _check_data(self, X, p, n_features=None, name="X"):
-        X = v.check_data(X, name, p["dtype"], n_features=n_features, estimator=self)
+        X = v.check_data(X, name, p["dtype"], n_features=n_features, estimator=self,
+                         device=p["device"])
         if p["loss"] == "binary_cross_entropy" and (X.min() < 0 or X.max() > 1):
             raise ValueError(f"{name}: loss='binary_cross_entropy' needs values in [0, 1]")
         return X
@@ -195,11 +201,16 @@ class VAE(TransformerMixin, NetworkEstimator):
         return -(recon + kl)
 
     def _snapshot(self):
-        return self._model.encoder.params.copy(), self._model.decoder.params.copy()
+        # Host copies on every device (a checkpoint saves them with the model).
+        return (v.host_copy(self._model.encoder.params),
+                v.host_copy(self._model.decoder.params))
 
     def _restore_snapshot(self, snapshot):
-        self._model.encoder.params[:] = snapshot[0]
-        self._model.decoder.params[:] = snapshot[1]
+        v.assign(self._model.encoder.params, snapshot[0])
+        v.assign(self._model.decoder.params, snapshot[1])
+
+    def _to_device(self, a):
+        return self._model.to_device(a)
 
     # ------------------------------------------------------------- inference
     def _check_fitted(self):
@@ -211,10 +222,11 @@ class VAE(TransformerMixin, NetworkEstimator):
         return X
 
     def encode(self, X: ArrayLike, y: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Mean μ and log-variance log σ² of the latent code of each row."""
+        """Mean μ and log-variance log σ² of the latent code of each row
+        (CuPy arrays for CuPy X, with ``device="cuda"``)."""
         self._check_fitted()
         X = v.check_data(X, "X", self._model.encoder.dtype, n_features=self.n_features_in_,
-                         estimator=self)
+                         estimator=self, device=self._device)
         E = self._run(self._model.encoder, self._encoder_input(X, y))
         Z = self._params_used["n_latent"]
         return E[:, :Z], E[:, Z:]
@@ -224,17 +236,30 @@ class VAE(TransformerMixin, NetworkEstimator):
         return self.encode(X, y)[0]
 
     def _run(self, net, A):
+        xp = v.array_module(A)  # a CuPy A stays on the GPU (device="cuda")
         with engine_threads(self.n_threads):
-            return net.forward(np.ascontiguousarray(A, dtype=net.dtype), 0, -1)
+            return net.forward(xp.ascontiguousarray(A, dtype=net.dtype), 0, -1)
+
+    def _module_of(self, x_a, x_b):
+        """CuPy when either signal is a CuPy array (refused by a CPU model), else NumPy."""
+        if self._device == "cpu":
+            v.refuse_device_array(x_a, "x_a")
+            v.refuse_device_array(x_b, "x_b")
+        return next((v.array_module(a) for a in (x_a, x_b) if v.is_device_array(a)), np)
+
+    def _where(self, rows, like):
+        """Host rows (labels, codes) moved to the GPU when ``like`` is a CuPy array."""
+        return self._model.to_device(rows) if v.is_device_array(like) else rows
 
     def _decoder_input(self, Z, y):
         return Z
 
     def generate(self, Z: ArrayLike, y: ArrayLike | None = None) -> np.ndarray:
-        """Decode latent codes Z (rows) into signals."""
+        """Decode latent codes Z (rows) into signals (a CuPy array for CuPy Z)."""
         self._check_fitted()
         Z = v.check_data(Z, "Z", self._model.decoder.dtype,
-                         n_features=self._params_used["n_latent"], estimator=self)
+                         n_features=self._params_used["n_latent"], estimator=self,
+                         device=self._device)
         return self._run(self._model.decoder, self._decoder_input(Z, y))
 
     def _latent(self, n, random_state):
@@ -252,7 +277,8 @@ class VAE(TransformerMixin, NetworkEstimator):
 
         The codes come from the model's Philox stream: the same seed and the
         same sequence of calls give the same samples; an integer
-        ``random_state`` picks a fixed set of codes.
+        ``random_state`` picks a fixed set of codes. A NumPy array, on either
+        device.
         """
         self._check_fitted()
         return self.generate(self._latent(n_samples, random_state))
@@ -264,11 +290,12 @@ class VAE(TransformerMixin, NetworkEstimator):
         """
         self._check_fitted()
         steps = v.check_int("steps", steps, low=2, high=MAX_STEPS)
-        pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
-                            self._model.encoder.dtype, n_features=self.n_features_in_,
-                            estimator=self)
+        xp = self._module_of(x_a, x_b)  # CuPy when either is a CuPy array
+        pair = v.check_data(xp.vstack([xp.ravel(xp.asarray(x_a)), xp.ravel(xp.asarray(x_b))]),
+                            "x_a, x_b", self._model.encoder.dtype,
+                            n_features=self.n_features_in_, estimator=self, device=self._device)
         mu = self.transform(pair)
-        t = np.linspace(0.0, 1.0, steps)[:, None]
+        t = xp.linspace(0.0, 1.0, steps)[:, None]
         return self.generate((1 - t) * mu[0] + t * mu[1])
 
     def _losses(self, X, Y, eps):
@@ -308,26 +335,29 @@ class VAE(TransformerMixin, NetworkEstimator):
         """
         self._check_fitted()
         dt = self._model.encoder.dtype
+        on_device = v.is_device_array(X) or v.is_device_array(eps)
         X = self._check_data(X, self._params_used, self.n_features_in_)
         eps = v.check_data(eps, "eps", dt, n_features=self._params_used["n_latent"],
-                           estimator=self)
+                           estimator=self, device=self._device)
         if len(eps) != len(X):
             raise ValueError(f"eps: expected {len(X)} rows (one per row of X), got {len(eps)}")
         total, _, _, _ = self._losses(X, self._condition_rows(y, len(X)), eps)
-        return (float(total), split_params(self._model.encoder, self._model.encoder.grads.copy()),
-                split_params(self._model.decoder, self._model.decoder.grads.copy()))
+        return (float(total), split_gradients(self._model.encoder, on_device),
+                split_gradients(self._model.decoder, on_device))
 
     @property
     def encoder_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Encoder (weights, biases), views."""
+        """Encoder (weights, biases), views (read-only copies with
+        ``device="cuda"``)."""
         self._check_fitted()
-        return split_params(self._model.encoder, self._model.encoder.params)
+        return split_params(self._model.encoder, host_params(self._model.encoder))
 
     @property
     def decoder_coefs_(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Decoder (weights, biases), views."""
+        """Decoder (weights, biases), views (read-only copies with
+        ``device="cuda"``)."""
         self._check_fitted()
-        return split_params(self._model.decoder, self._model.decoder.params)
+        return split_params(self._model.decoder, host_params(self._model.decoder))
 
     @property
     def coefs_(self) -> NoReturn:
@@ -390,7 +420,7 @@ class ConditionalVAE(VAE):
         :meth:`VAE.fit`)."""
         p = self._checked_params()
         X = self._check_data(X, p)
-        Y, classes = _fit_label_rows(y, p["dtype"])
+        Y, classes = _fit_label_rows(v.host_labels(y, device=p["device"]), p["dtype"])
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         self._build_vae(X.shape[1], len(classes), p)
@@ -405,7 +435,7 @@ class ConditionalVAE(VAE):
 
     def _training_data(self, X, y, p, resume=True):
         X = self._check_data(X, p, self.n_features_in_)
-        Y = _labels.label_rows(y, self.classes_, p["dtype"])
+        Y = _labels.label_rows(v.host_labels(y, device=p["device"]), self.classes_, p["dtype"])
         if len(Y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(Y)}")
         return X, Y
@@ -420,6 +450,8 @@ class ConditionalVAE(VAE):
         first = not hasattr(self, "_model")
         p = self._checked_params() if first else self._params_used
         X = self._check_data(X, p, None if first else self.n_features_in_)
+        y = v.host_labels(y, device=p["device"])
+        classes = v.host_labels(classes, "classes", p["device"])
         # classes_ is set only once the call is accepted: a refused first call
         # leaves the model unfitted.
         known = (_labels.fit_classes(y if classes is None else classes, "classes")[0]
@@ -436,7 +468,8 @@ class ConditionalVAE(VAE):
     def _condition_rows(self, y, rows):
         if y is None:
             raise ValueError("y: a conditional VAE needs the labels of the rows")
-        y = np.asarray(y)  # also array-likes that convert only through __array__
+        # Labels are read on the host (a CuPy y only where the model is on a GPU).
+        y = np.asarray(v.host_labels(y, device=self._device))  # also __array__-only array-likes
         if y.ndim == 0:
             y = y.reshape(1)  # one label for every row
         Y = _labels.label_rows(y, self.classes_, self._model.encoder.dtype)
@@ -447,10 +480,10 @@ class ConditionalVAE(VAE):
         return Y
 
     def _encoder_input(self, X, y):
-        return np.hstack([X, self._condition_rows(y, len(X))])
+        return v.array_module(X).hstack([X, self._where(self._condition_rows(y, len(X)), X)])
 
     def _decoder_input(self, Z, y):
-        return np.hstack([Z, self._condition_rows(y, len(Z))])
+        return v.array_module(Z).hstack([Z, self._where(self._condition_rows(y, len(Z)), Z)])
 
     def sample(self, n_samples: int = 1, *, y: ArrayLike | None = None,
                random_state: int | None = None) -> np.ndarray:
@@ -458,10 +491,14 @@ class ConditionalVAE(VAE):
 
         ``y``: one label for all samples, a 1-D array of labels (one per
         sample), or 2-D rows of probabilities over ``classes_`` (one row for
-        all samples, or one per sample).
+        all samples, or one per sample). A CuPy array for a CuPy ``y``
+        (``device="cuda"``), else a NumPy array.
         """
         self._check_fitted()
-        return self.generate(self._latent(n_samples, random_state), y)
+        Z = self._latent(n_samples, random_state)
+        if self._device != "cpu":
+            Z = self._where(Z, y)  # follows y (a CPU model refuses a CuPy y below)
+        return self.generate(Z, y)
 
     def interpolate(self, x_a: ArrayLike, x_b: ArrayLike, steps: int = 8, *,
                     y_a: ArrayLike | None = None, y_b: ArrayLike | None = None) -> np.ndarray:
@@ -473,12 +510,14 @@ class ConditionalVAE(VAE):
             y_a if np.ndim(y_a) == 0 else np.atleast_2d(y_a), 1)  # type: ignore[arg-type]
         Yb = self._condition_rows(
             y_b if np.ndim(y_b) == 0 else np.atleast_2d(y_b), 1)  # type: ignore[arg-type]
-        pair = v.check_data(np.vstack([np.ravel(x_a), np.ravel(x_b)]), "x_a, x_b",
-                            self._model.encoder.dtype, n_features=self.n_features_in_,
-                            estimator=self)
+        xp = self._module_of(x_a, x_b)
+        pair = v.check_data(xp.vstack([xp.ravel(xp.asarray(x_a)), xp.ravel(xp.asarray(x_b))]),
+                            "x_a, x_b", self._model.encoder.dtype,
+                            n_features=self.n_features_in_, estimator=self, device=self._device)
         mu = self.transform(pair, np.vstack([Ya, Yb]))
         t = np.linspace(0.0, 1.0, steps)[:, None]
-        return self.generate((1 - t) * mu[0] + t * mu[1], (1 - t) * Ya + t * Yb)
+        path = (1 - xp.asarray(t)) * mu[0] + xp.asarray(t) * mu[1]
+        return self.generate(path, (1 - t) * Ya + t * Yb)
 
     def _n_conditions_of_state(self):
         return len(self.classes_)
