@@ -252,9 +252,20 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
     def _validation_score(self, data):
         return self.score(data[0])
 
+    # Rows per forward call when mean_activation_ is computed: the codes of a
+    # whole data set at once (10240 × 196 floats for W-mnist) would be the
+    # largest allocation of a fit after the data.
+    _FINISH_CHUNK = 4096
+
     def _finish(self, data):
+        X = data[0]
+        total = None
+        for start in range(0, X.shape[0], self._FINISH_CHUNK):
+            part = self.transform(X[start:start + self._FINISH_CHUNK]).sum(axis=0,
+                                                                           dtype=np.float64)
+            total = part if total is None else total + part
         # A host array whatever the device (fitted attributes are saved as NumPy).
-        self.mean_activation_ = v.to_host(self.transform(data[0]).mean(axis=0))
+        self.mean_activation_ = v.to_host(total / X.shape[0]).astype(X.dtype)
 
     # ------------------------------------------------------------- inference
     def transform(self, X: ArrayLike) -> np.ndarray:
