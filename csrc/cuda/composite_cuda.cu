@@ -52,98 +52,6 @@ enum GraphKind : int {
 
 std::size_t align_up(std::size_t b) { return (b + 255) / 256 * 256; }
 
-// ---- core/composite.cpp's configurations: the same rules, messages and
-// layouts (that file's Vae and Gan classes are the CPU's and are not part of
-// this module).
-
-void check_widths(const std::vector<std::int64_t>& widths, const char* name) {
-  for (auto w : widths)
-    if (w < 1 || w > kMaxDim)
-      throw InvalidArgument(std::string(name) + ": every width must be in [1, 2^31), got " +
-                            std::to_string(w));
-}
-
-void check_sum(const char* name, std::int64_t a, std::int64_t b) {
-  if (a + b > kMaxDim)
-    throw InvalidArgument(std::string(name) + ": " + std::to_string(a) + " + " +
-                          std::to_string(b) + " is wider than a layer may be (2^31-1)");
-}
-
-bool elementwise(Activation a) { return a != Activation::Softmax; }
-
-void validate(const VaeConfig& c) {
-  check_range("n_features", c.n_features, 1, kMaxDim);
-  check_range("n_latent", c.n_latent, 1, kMaxDim / 2);
-  check_range("n_conditions", c.n_conditions, 0, kMaxDim);
-  check_sum("n_features, n_conditions", c.n_features, c.n_conditions);
-  check_sum("n_latent, n_conditions", c.n_latent, c.n_conditions);
-  check_widths(c.hidden, "hidden");
-  if (!elementwise(c.activation) || !elementwise(c.output_activation))
-    throw InvalidArgument("activation: 'softmax' is not available in a VAE");
-  if (c.loss != Loss::SquaredError && c.loss != Loss::BinaryCrossEntropy)
-    throw InvalidArgument("loss: expected 'binary_cross_entropy' or 'squared_error'");
-}
-
-NetworkConfig encoder_config(const VaeConfig& v) {
-  NetworkConfig c;
-  c.sizes.push_back(v.n_features + v.n_conditions);
-  for (auto h : v.hidden) c.sizes.push_back(h);
-  c.sizes.push_back(2 * v.n_latent);
-  c.activations.assign(v.hidden.size(), v.activation);
-  c.activations.push_back(Activation::Identity);
-  c.dtype = v.dtype;
-  c.weight_decay = v.weight_decay;
-  return c;
-}
-
-NetworkConfig decoder_config(const VaeConfig& v) {
-  NetworkConfig c;
-  c.sizes.push_back(v.n_latent + v.n_conditions);
-  for (auto it = v.hidden.rbegin(); it != v.hidden.rend(); ++it) c.sizes.push_back(*it);
-  c.sizes.push_back(v.n_features);
-  c.activations.assign(v.hidden.size(), v.activation);
-  c.activations.push_back(v.output_activation);
-  c.loss = v.loss;
-  c.dtype = v.dtype;
-  c.weight_decay = v.weight_decay;
-  return c;
-}
-
-void validate(const GanConfig& c) {
-  check_range("n_latent", c.n_latent, 1, kMaxDim);
-  check_range("n_features", c.n_features, 1, kMaxDim);
-  check_widths(c.g_hidden, "g_hidden");
-  check_widths(c.d_hidden, "d_hidden");
-  if (!elementwise(c.g_activation) || !elementwise(c.g_output_activation) ||
-      !elementwise(c.d_activation))
-    throw InvalidArgument("activation: 'softmax' is not available in a GAN");
-}
-
-NetworkConfig generator_config(const GanConfig& g) {
-  NetworkConfig c;
-  c.sizes.push_back(g.n_latent);
-  for (auto h : g.g_hidden) c.sizes.push_back(h);
-  c.sizes.push_back(g.n_features);
-  c.activations.assign(g.g_hidden.size(), g.g_activation);
-  c.activations.push_back(g.g_output_activation);
-  c.dtype = g.dtype;
-  c.weight_decay = g.weight_decay;
-  return c;
-}
-
-NetworkConfig discriminator_config(const GanConfig& g) {
-  NetworkConfig c;
-  c.sizes.push_back(g.n_features);
-  for (auto h : g.d_hidden) c.sizes.push_back(h);
-  c.sizes.push_back(1);
-  c.activations.assign(g.d_hidden.size(), g.d_activation);
-  c.activations.push_back(Activation::Sigmoid);
-  c.loss = Loss::BinaryCrossEntropy;
-  c.dtype = g.dtype;
-  c.weight_decay = g.weight_decay;
-  return c;
-}
-
 }  // namespace
 
 // ---- CudaComposite ----------------------------------------------------------------
@@ -207,15 +115,7 @@ void CudaComposite::release() noexcept {
 }
 
 void* CudaComposite::device_alloc(std::size_t bytes, const char* what) {
-  void* p = nullptr;
-  const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    throw OutOfMemory(std::string("CUDA out of memory: ") +
-                      format_bytes(static_cast<double>(bytes)) + " of " + what + " on device " +
-                      std::to_string(device_) + " (" + cudaGetErrorString(err) + ")");
-  }
-  return p;
+  return cuda::device_alloc(bytes, what, device_);
 }
 
 // Stream order: a composite op waits for both networks' last ops (each
@@ -333,20 +233,20 @@ void CudaComposite::carve(std::initializer_list<std::int64_t> counts,
   }
 }
 
+void CudaComposite::init_params(std::uint64_t s) {
+  a_->init_params(s);
+  b_->init_params(s + 1);
+  seed = s;
+  latent_steps = 0;
+  epochs = 0;
+}
+
 void CudaComposite::reserve_permutation(std::int64_t rows) {
   if (rows <= perm_capacity_) return;
   wait_both();
   graphs_->clear();
   ++generation_;
-  if (perm_) FUSEDAE_CUDA(cudaFree(perm_));
-  if (h_perm_) FUSEDAE_CUDA(cudaFreeHost(h_perm_));
-  perm_ = nullptr;
-  h_perm_ = nullptr;
-  perm_capacity_ = 0;
-  const std::size_t bytes = sizeof(std::int64_t) * static_cast<std::size_t>(rows);
-  perm_ = static_cast<std::int64_t*>(device_alloc(bytes, "shuffle permutation"));
-  FUSEDAE_CUDA(cudaMallocHost(reinterpret_cast<void**>(&h_perm_), bytes));
-  perm_capacity_ = rows;
+  grow_permutation(rows, device_, &perm_, &h_perm_, &perm_capacity_);
 }
 
 void CudaComposite::reserve_extra(std::size_t bytes) {
@@ -393,21 +293,13 @@ struct CudaVae::Args {
 
 CudaVae::CudaVae(const VaeConfig& cfg, int device_id)
     : CudaComposite(device_id, cfg.dtype), cfg_(cfg) {
-  validate(cfg_);
-  enc_ = std::make_unique<CudaNetwork>(encoder_config(cfg_), device_id);
-  dec_ = std::make_unique<CudaNetwork>(decoder_config(cfg_), device_id);
+  cfg_.validate();
+  enc_ = std::make_unique<CudaNetwork>(cfg_.encoder(), device_id);
+  dec_ = std::make_unique<CudaNetwork>(cfg_.decoder(), device_id);
   setup(enc_.get(), dec_.get());
 }
 
 CudaVae::~CudaVae() = default;
-
-void CudaVae::init_params(std::uint64_t s) {
-  enc_->init_params(s);
-  dec_->init_params(s + 1);
-  seed = s;
-  latent_steps = 0;
-  epochs = 0;
-}
 
 void CudaVae::set_optimizer(const OptimizerConfig& opt) {
   opt.validate();
@@ -711,21 +603,13 @@ struct CudaGan::GArgs {
 
 CudaGan::CudaGan(const GanConfig& cfg, int device_id)
     : CudaComposite(device_id, cfg.dtype), cfg_(cfg) {
-  validate(cfg_);
-  g_ = std::make_unique<CudaNetwork>(generator_config(cfg_), device_id);
-  d_ = std::make_unique<CudaNetwork>(discriminator_config(cfg_), device_id);
+  cfg_.validate();
+  g_ = std::make_unique<CudaNetwork>(cfg_.generator(), device_id);
+  d_ = std::make_unique<CudaNetwork>(cfg_.discriminator(), device_id);
   setup(g_.get(), d_.get());
 }
 
 CudaGan::~CudaGan() = default;
-
-void CudaGan::init_params(std::uint64_t s) {
-  g_->init_params(s);
-  d_->init_params(s + 1);
-  seed = s;
-  latent_steps = 0;
-  epochs = 0;
-}
 
 void CudaGan::set_optimizers(const OptimizerConfig& g, const OptimizerConfig& d) {
   g.validate();

@@ -51,6 +51,10 @@ class CudaComposite {
   std::int64_t latent_steps = 0;  // latent stream: one per step drawn
   std::int64_t epochs = 0;        // shuffle stream: one per epoch
 
+  // The first network (encoder, generator) from Philox(seed), the second
+  // from Philox(seed + 1), counters reset: the CPU's Vae / Gan::init_params.
+  void init_params(std::uint64_t seed);
+
  protected:
   CudaComposite(int device_id, DType dtype);
   ~CudaComposite();
@@ -137,7 +141,6 @@ class CudaVae : public CudaComposite {
   CudaNetwork& encoder() { return *enc_; }
   CudaNetwork& decoder() { return *dec_; }
 
-  void init_params(std::uint64_t seed);
   void set_optimizer(const OptimizerConfig& opt);  // both networks
 
   // Device pointers of C-contiguous rows of the model's dtype: X (rows × D),
@@ -184,7 +187,6 @@ class CudaGan : public CudaComposite {
   CudaNetwork& generator() { return *g_; }
   CudaNetwork& discriminator() { return *d_; }
 
-  void init_params(std::uint64_t seed);
   void set_optimizers(const OptimizerConfig& g, const OptimizerConfig& d);
 
   double discriminator_step(std::uintptr_t real, std::int64_t rows, cudaStream_t stream);

@@ -169,5 +169,30 @@ void check_not_capturing(cudaStream_t stream) {
                           "its own graph)");
 }
 
+void* device_alloc(std::size_t bytes, const char* what, int device) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw OutOfMemory(std::string("CUDA out of memory: ") + format_bytes(static_cast<double>(bytes)) +
+                      " of " + what + " on device " + std::to_string(device) + " (" +
+                      cudaGetErrorString(err) + ")");
+  }
+  return p;
+}
+
+void grow_permutation(std::int64_t rows, int device, std::int64_t** dev, std::int64_t** host,
+                      std::int64_t* capacity) {
+  if (*dev) FUSEDAE_CUDA(cudaFree(*dev));
+  if (*host) FUSEDAE_CUDA(cudaFreeHost(*host));
+  *dev = nullptr;
+  *host = nullptr;
+  *capacity = 0;
+  const std::size_t bytes = sizeof(std::int64_t) * static_cast<std::size_t>(rows);
+  *dev = static_cast<std::int64_t*>(device_alloc(bytes, "shuffle permutation", device));
+  FUSEDAE_CUDA(cudaMallocHost(reinterpret_cast<void**>(host), bytes));
+  *capacity = rows;
+}
+
 }  // namespace cuda
 }  // namespace fusedae

@@ -33,6 +33,16 @@ class DeviceGuard {
   bool restore_ = false;
 };
 
+// cudaMalloc of `bytes` on the current device (which must be `device`), or
+// OutOfMemory naming `what` and the device.
+void* device_alloc(std::size_t bytes, const char* what, int device);
+
+// A fit's shuffle permutation: the device array its gather reads and the
+// pinned host array it is computed in (the CPU's code) and copied from,
+// grown to `rows` entries; the caller has waited for its earlier ops.
+void grow_permutation(std::int64_t rows, int device, std::int64_t** dev, std::int64_t** host,
+                      std::int64_t* capacity);
+
 // Throws InvalidArgument naming `name` unless `ptr` is device (or managed)
 // memory usable on `device`, aligned to `align` bytes, with at least `bytes`
 // bytes from `ptr` on in its allocation (`what` says what those bytes are,

@@ -226,15 +226,7 @@ void CudaNetwork::release() noexcept {
 }
 
 void* CudaNetwork::device_alloc(std::size_t bytes, const char* what) {
-  void* p = nullptr;
-  const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    throw OutOfMemory(std::string("CUDA out of memory: ") + format_bytes(static_cast<double>(bytes)) +
-                      " of " + what + " on device " + std::to_string(device_) + " (" +
-                      cudaGetErrorString(err) + ")");
-  }
-  return p;
+  return cuda::device_alloc(bytes, what, device_);
 }
 
 // ---- stream order -------------------------------------------------------------
@@ -443,15 +435,7 @@ void CudaNetwork::reserve_permutation(std::int64_t rows) {
   wait_idle();
   graphs_->clear();
   ++generation_;
-  if (perm_) FUSEDAE_CUDA(cudaFree(perm_));
-  if (h_perm_) FUSEDAE_CUDA(cudaFreeHost(h_perm_));
-  perm_ = nullptr;
-  h_perm_ = nullptr;
-  perm_capacity_ = 0;
-  const std::size_t bytes = sizeof(std::int64_t) * static_cast<std::size_t>(rows);
-  perm_ = static_cast<std::int64_t*>(device_alloc(bytes, "shuffle permutation"));
-  FUSEDAE_CUDA(cudaMallocHost(reinterpret_cast<void**>(&h_perm_), bytes));
-  perm_capacity_ = rows;
+  grow_permutation(rows, device_, &perm_, &h_perm_, &perm_capacity_);
 }
 
 // ---- host-side state ------------------------------------------------------------
