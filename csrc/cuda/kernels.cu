@@ -86,6 +86,25 @@ bias_act_kernel(T* __restrict__ z, std::int64_t rows, std::int64_t n, const T* _
 
 // One warp per row (grid-stride over rows): the row's maximum, e^(z - max)
 // and its sum, then the division; the same shifts as the CPU's bias_softmax.
+// One warp, one row: row += b in place, and the row's maximum (after the
+// bias) in every lane: the shift of a softmax, so no exponent is positive.
+template <class T>
+__device__ __forceinline__ T warp_add_bias_row_max(T* row, const T* b, std::int64_t n, int lane) {
+  T mx = row[0] + b[0];
+  __syncwarp();  // every lane has read row[0] before lane 0 overwrites it
+  for (std::int64_t j = lane; j < n; j += 32) {
+    const T v = row[j] + b[j];
+    row[j] = v;
+    mx = v > mx ? v : mx;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const T other = __shfl_xor_sync(0xffffffffu, mx, o);
+    mx = other > mx ? other : mx;
+  }
+  return mx;
+}
+
 template <class T>
 __global__ void __launch_bounds__(kThreads)
 bias_softmax_kernel(T* __restrict__ z, std::int64_t rows, std::int64_t n, const T* __restrict__ b) {
@@ -94,18 +113,7 @@ bias_softmax_kernel(T* __restrict__ z, std::int64_t rows, std::int64_t n, const 
   for (std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
        r < rows; r += warps) {
     T* row = z + r * n;
-    T mx = row[0] + b[0];
-    __syncwarp();  // every lane has read row[0] before lane 0 overwrites it
-    for (std::int64_t j = lane; j < n; j += 32) {
-      const T v = row[j] + b[j];
-      row[j] = v;
-      mx = v > mx ? v : mx;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const T other = __shfl_xor_sync(0xffffffffu, mx, o);
-      mx = other > mx ? other : mx;
-    }
+    const T mx = warp_add_bias_row_max(row, b, n, lane);
     double sum = 0.0;
     for (std::int64_t j = lane; j < n; j += 32) {
       const T e = dev::Math<T>::exp(row[j] - mx);
@@ -182,18 +190,7 @@ softmax_ce_kernel(T* __restrict__ z, const T* __restrict__ y, std::int64_t rows,
        r < rows; r += warps) {
     T* row = z + r * n;
     const T* yr = y + r * n;
-    T mx = row[0] + b[0];
-    __syncwarp();  // every lane has read row[0] before lane 0 overwrites it
-    for (std::int64_t j = lane; j < n; j += 32) {
-      const T v = row[j] + b[j];
-      row[j] = v;
-      mx = v > mx ? v : mx;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const T other = __shfl_xor_sync(0xffffffffu, mx, o);
-      mx = other > mx ? other : mx;
-    }
+    const T mx = warp_add_bias_row_max(row, b, n, lane);
     double sum = 0.0, ysum = 0.0, yz = 0.0;
     for (std::int64_t j = lane; j < n; j += 32) {
       const T shifted = row[j] - mx;

@@ -646,6 +646,14 @@ void CudaNetwork::forward(std::uintptr_t x, std::int64_t rows, int start, int st
   }
 }
 
+void CudaNetwork::run_step(GraphKey key, const StepArgs& a, cudaStream_t stream) {
+  key.generation = generation_;
+  graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
+    if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
+    else enqueue_step<double>(st, a);
+  });
+}
+
 double CudaNetwork::loss_and_gradient(std::uintptr_t x, std::uintptr_t y, std::int64_t rows,
                                       cudaStream_t stream) {
   check_row_count(rows, "X");
@@ -667,11 +675,7 @@ double CudaNetwork::loss_and_gradient(std::uintptr_t x, std::uintptr_t y, std::i
     key.x = x;
     key.y = y;
     key.rows = rows;
-    key.generation = generation_;
-    graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
-      if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
-      else enqueue_step<double>(st, a);
-    });
+    run_step(key, a, stream);
     download_control(stream);
   } catch (...) {
     settle(stream);
@@ -705,11 +709,7 @@ double CudaNetwork::train_step(std::uintptr_t x, std::uintptr_t y, std::int64_t 
     key.x = x;
     key.y = y;
     key.rows = rows;
-    key.generation = generation_;
-    graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
-      if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
-      else enqueue_step<double>(st, a);
-    });
+    run_step(key, a, stream);
     download_control(stream);
   } catch (...) {
     settle(stream);
@@ -786,7 +786,6 @@ EpochResult CudaNetwork::fit_epoch(std::uintptr_t x, std::uintptr_t y, std::int6
     key.shuffle = o.shuffle ? 1 : 0;
     key.noise = static_cast<int>(o.noise);
     key.noise_level = o.noise_level;
-    key.generation = generation_;
     const std::int64_t batches = (rows + bs - 1) / bs;
     // Batches run back to back without the host looking: every kernel reads
     // the batch index, the counters and the divergence flag from the control
@@ -795,10 +794,7 @@ EpochResult CudaNetwork::fit_epoch(std::uintptr_t x, std::uintptr_t y, std::int6
     for (std::int64_t b = 0; b < batches; ++b) {
       a.rows = b + 1 < batches ? bs : rows - b * bs;
       key.rows = a.rows;
-      graphs_->run(key, stream, capture_stream_, [&](cudaStream_t st) {
-        if (cfg_.dtype == DType::Float32) enqueue_step<float>(st, a);
-        else enqueue_step<double>(st, a);
-      });
+      run_step(key, a, stream);
     }
     download_control(stream);
   } catch (...) {

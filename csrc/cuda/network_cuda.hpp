@@ -35,6 +35,7 @@ namespace cuda {
 
 class Gemm;
 class GraphCache;
+struct GraphKey;
 struct StepControl;
 
 class CudaNetwork {
@@ -167,6 +168,8 @@ class CudaNetwork {
                                                     double* decay);
   template <class T> void add_decay_gradient_impl(cudaStream_t stream, double* decay);
   template <class T> void enqueue_step(cudaStream_t stream, const StepArgs& a);
+  // enqueue_step through the graph cache under `key` (its generation filled in).
+  void run_step(GraphKey key, const StepArgs& a, cudaStream_t stream);
   template <class T> void enqueue_forward(cudaStream_t stream, const void* x, std::int64_t rows,
                                           int start, int stop, void* out);
   template <class T> void fill_init(std::uint64_t init_seed, void* host) const;
