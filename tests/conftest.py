@@ -31,3 +31,23 @@ def rng(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "long: long-running tests (fuzzing: FUSEDAE_LONG=1)")
+
+
+# Engine network cases both engines are tested on (tests/test_engine.py, tests/test_cuda.py
+# add their own): (sizes, activations, loss, weight_decay, sparsity_layer, batch). Widths
+# that are no multiple of a vector or warp width, 1-row batches, deep stacks, every
+# elementwise activation, both elementwise losses.
+NETWORK_CASES = [
+    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 0.0, None, 1),
+    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 3e-3, 1, 9),
+    ((33, 17, 33), ("sigmoid", "sigmoid"), "binary_cross_entropy", 1e-2, 1, 16),
+    ((33, 17, 33), ("tanh", "identity"), "squared_error", 1e-3, None, 31),
+    ((20, 3, 20), ("relu", "sigmoid"), "squared_error", 0.0, None, 8),
+    ((20, 13, 20), ("leaky_relu", "tanh"), "squared_error", 0.0, None, 17),
+    ((20, 13, 20), ("identity", "identity"), "squared_error", 0.0, None, 5),
+    ((20, 13, 20), ("sigmoid", "relu"), "squared_error", 0.0, None, 5),
+    ((20, 13, 20), ("sigmoid", "leaky_relu"), "squared_error", 1e-3, 1, 12),
+    ((6, 4, 3, 4, 6), ("sigmoid", "sigmoid", "tanh", "sigmoid"), "squared_error", 1e-3, 2, 5),
+    ((6, 9, 3, 9, 6), ("relu", "sigmoid", "leaky_relu", "sigmoid"), "binary_cross_entropy",
+     0.0, 2, 1),
+]

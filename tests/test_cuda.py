@@ -41,7 +41,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
 import fusedae
-from conftest import TOL, TOL_TRAJECTORY, rel_err
+from conftest import NETWORK_CASES, TOL, TOL_TRAJECTORY, rel_err
 from fusedae import _cuda
 from fusedae import _validation as v
 from fusedae._native import engine
@@ -474,19 +474,7 @@ DTYPES = ["float64", "float32"]
 # (sizes, activations, loss, weight_decay, sparsity_layer, batch[, density]): every
 # activation and loss, widths that are no multiple of a warp, 1-row batches,
 # deep stacks, softmax, and the 784-196 shape of the benchmarks.
-CASES = [
-    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 0.0, None, 1),
-    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 3e-3, 1, 9),
-    ((33, 17, 33), ("sigmoid", "sigmoid"), "binary_cross_entropy", 1e-2, 1, 16),
-    ((33, 17, 33), ("tanh", "identity"), "squared_error", 1e-3, None, 31),
-    ((20, 3, 20), ("relu", "sigmoid"), "squared_error", 0.0, None, 8),
-    ((20, 13, 20), ("leaky_relu", "tanh"), "squared_error", 0.0, None, 17),
-    ((20, 13, 20), ("identity", "identity"), "squared_error", 0.0, None, 5),
-    ((20, 13, 20), ("sigmoid", "relu"), "squared_error", 0.0, None, 5),
-    ((20, 13, 20), ("sigmoid", "leaky_relu"), "squared_error", 1e-3, 1, 12),
-    ((6, 4, 3, 4, 6), ("sigmoid", "sigmoid", "tanh", "sigmoid"), "squared_error", 1e-3, 2, 5),
-    ((6, 9, 3, 9, 6), ("relu", "sigmoid", "leaky_relu", "sigmoid"), "binary_cross_entropy",
-     0.0, 2, 1),
+CASES = NETWORK_CASES + [
     ((20, 13, 10), ("sigmoid", "softmax"), "categorical_cross_entropy", 1e-3, 1, 9),
     ((9, 11, 7, 3), ("relu", "tanh", "softmax"), "categorical_cross_entropy", 0.0, None, 1),
     ((400, 150, 10), ("tanh", "softmax"), "categorical_cross_entropy", 1e-4, None, 130),

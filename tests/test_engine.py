@@ -7,7 +7,7 @@ a float64 reference fed the same float32 numbers).
 import numpy as np
 import pytest
 
-from conftest import TOL, TOL_TRAJECTORY, rel_err
+from conftest import NETWORK_CASES, TOL, TOL_TRAJECTORY, rel_err
 from fusedae._native import engine
 from fusedae.reference import mlp, optim, philox
 from fusedae.reference.ops import ACTIVATIONS
@@ -17,19 +17,7 @@ DTYPES = ["float64", "float32"]
 
 # (sizes, activations, loss, weight_decay, sparsity_layer, batch) — widths not
 # multiples of any vector width, 1-row batches, deep stacks, every activation.
-CASES = [
-    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 0.0, None, 1),
-    ((7, 5, 7), ("sigmoid", "sigmoid"), "squared_error", 3e-3, 1, 9),
-    ((33, 17, 33), ("sigmoid", "sigmoid"), "binary_cross_entropy", 1e-2, 1, 16),
-    ((33, 17, 33), ("tanh", "identity"), "squared_error", 1e-3, None, 31),
-    ((20, 3, 20), ("relu", "sigmoid"), "squared_error", 0.0, None, 8),
-    ((20, 13, 20), ("leaky_relu", "tanh"), "squared_error", 0.0, None, 17),
-    ((20, 13, 20), ("identity", "identity"), "squared_error", 0.0, None, 5),
-    ((20, 13, 20), ("sigmoid", "relu"), "squared_error", 0.0, None, 5),
-    ((20, 13, 20), ("sigmoid", "leaky_relu"), "squared_error", 1e-3, 1, 12),
-    ((6, 4, 3, 4, 6), ("sigmoid", "sigmoid", "tanh", "sigmoid"), "squared_error", 1e-3, 2, 5),
-    ((6, 9, 3, 9, 6), ("relu", "sigmoid", "leaky_relu", "sigmoid"), "binary_cross_entropy",
-     0.0, 2, 1),
+CASES = NETWORK_CASES + [
     ((64, 16, 64), ("sigmoid", "sigmoid"), "squared_error", 0.0, 1, 64),
     # Softmax + categorical cross entropy: targets here are rows of arbitrary
     # weights (the general delta softmax·Σy − y); one-hot rows further down.
