@@ -153,21 +153,27 @@ void OptimizerConfig::validate() const {
   if (!finite(eps) || eps <= 0) throw InvalidArgument("eps: expected a finite value > 0");
 }
 
+std::int64_t NetworkConfig::layout(std::vector<std::int64_t>* w_off,
+                                   std::vector<std::int64_t>* b_off) const {
+  const int L = n_layers();
+  w_off->assign(L + 1, 0);
+  b_off->assign(L + 1, 0);
+  std::int64_t off = 0;
+  for (int l = 1; l <= L; ++l) {
+    (*w_off)[l] = off;
+    off += sizes[l - 1] * sizes[l];
+    (*b_off)[l] = off;
+    off += sizes[l];
+  }
+  return off;
+}
+
 Network::Network(const NetworkConfig& cfg) : cfg_(cfg) {
   cfg_.validate();
   L_ = cfg_.n_layers();
   n_ = cfg_.sizes.data();
-  w_off_.assign(L_ + 1, 0);
-  b_off_.assign(L_ + 1, 0);
-  std::int64_t off = 0;
-  for (int l = 1; l <= L_; ++l) {
-    w_off_[l] = off;
-    off += n_[l - 1] * n_[l];
-    b_off_[l] = off;
-    off += n_[l];
-    max_width_ = std::max(max_width_, n_[l]);
-  }
-  n_params_ = off;
+  n_params_ = cfg_.layout(&w_off_, &b_off_);
+  for (int l = 1; l <= L_; ++l) max_width_ = std::max(max_width_, n_[l]);
   const std::size_t bytes = static_cast<std::size_t>(n_params_) * dtype_size(cfg_.dtype);
   params_ = aligned_zeros(bytes);
   grads_ = aligned_zeros(bytes);

@@ -54,6 +54,10 @@ struct NetworkConfig {
   double sparsity_weight = 0.0;           // β
   void validate() const;                  // throws InvalidArgument
   int n_layers() const { return static_cast<int>(activations.size()); }
+  // The flat parameter layout every backend uses, [W1 (n0×n1), b1, W2, b2,
+  // ...]: element offsets of W_l and b_l (l = 1..L; entry 0 unused) and the
+  // parameter count.
+  std::int64_t layout(std::vector<std::int64_t>* w_off, std::vector<std::int64_t>* b_off) const;
 };
 
 struct OptimizerConfig {

@@ -75,18 +75,11 @@ CudaNetwork::CudaNetwork(const NetworkConfig& cfg, int device_id) : cfg_(cfg), d
   L_ = cfg_.n_layers();
   n_ = cfg_.sizes;
   es_ = dtype_size(cfg_.dtype);
-  w_off_.assign(L_ + 1, 0);
-  b_off_.assign(L_ + 1, 0);
-  std::int64_t off = 0;
+  n_params_ = cfg_.layout(&w_off_, &b_off_);
   for (int l = 1; l <= L_; ++l) {
-    w_off_[l] = off;
-    off += n_[l - 1] * n_[l];
-    b_off_[l] = off;
-    off += n_[l];
     max_width_ = std::max(max_width_, n_[l]);
     if (l < L_) hidden_max_ = std::max(hidden_max_, n_[l]);
   }
-  n_params_ = off;
   sparse_layer_ = cfg_.sparsity_layer > 0 && cfg_.sparsity_weight > 0 ? cfg_.sparsity_layer : 0;
   act_.assign(L_ + 1, nullptr);
 
