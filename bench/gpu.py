@@ -104,13 +104,11 @@ import _common  # noqa: E402
 
 WORKLOADS = {"W-mnist": (784, 196), "W-wide": (1024, 1024)}
 BATCHES = (256, 1024, 8192)
-RHO = 0.05
-BETA = 3.0
-LEARNING_RATE = 0.1
-PARAM_SEED = 0
-DATA_SEED = 1234
-VERIFY_STEPS = 5
-VERIFY_RTOL = 1e-3
+# The CPU bench's model, data and check settings (bench/cpu_workloads.py).
+from cpu_workloads import BETA, DATA_SEED, PARAM_SEED, RHO  # noqa: E402
+from cpu_workloads import CHECK_RTOL as VERIFY_RTOL  # noqa: E402
+from cpu_workloads import SPARSE_CHECK_STEPS as VERIFY_STEPS  # noqa: E402
+from cpu_workloads import SPARSE_LR as LEARNING_RATE  # noqa: E402
 COMPETITORS = ("fusedae", "fusedae_py", "torch_eager", "torch_graph", "cupy_reference",
                "gemm_floor")
 LABELS = {"fusedae": "fusedae", "fusedae_py": "fusedae (Python)", "torch_eager": "PyTorch eager",
@@ -329,32 +327,18 @@ def make_gemm_floor(ctx, D, N, X, Ws, bs):
 
 
 def _torch_model(torch, D, N, Ws, bs):
-    class SparseAutoencoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.encoder = torch.nn.Linear(D, N)
-            self.decoder = torch.nn.Linear(N, D)
-
-        def forward(self, x):
-            hidden = torch.sigmoid(self.encoder(x))
-            return torch.sigmoid(self.decoder(hidden)), hidden
-
-    model = SparseAutoencoder().cuda()
-    with torch.no_grad():  # nn.Linear keeps its weight as (out, in): our transpose
-        model.encoder.weight.copy_(torch.from_numpy(np.ascontiguousarray(Ws[0].T)))
-        model.encoder.bias.copy_(torch.from_numpy(bs[0]))
-        model.decoder.weight.copy_(torch.from_numpy(np.ascontiguousarray(Ws[1].T)))
-        model.decoder.bias.copy_(torch.from_numpy(bs[1]))
-    return model
+    """The CPU bench's PyTorch model (bench/peers_torch.py) on the GPU."""
+    from peers_torch import SparseAutoencoder, _copy_linear
+    model = SparseAutoencoder(D, N)
+    _copy_linear(model.encoder, Ws[0], bs[0])
+    _copy_linear(model.decoder, Ws[1], bs[1])
+    return model.cuda()
 
 
 def _torch_loss(torch, xhat, x, hidden):
     """(1/B) sum 1/2 ||xhat - x||^2 + beta sum KL(rho || rhohat), no clamp (bench/cpu.py)."""
-    batch = x.shape[0]
-    reconstruction = 0.5 * torch.nn.functional.mse_loss(xhat, x, reduction="sum") / batch
-    rhohat = hidden.mean(dim=0)
-    kl = RHO * torch.log(RHO / rhohat) + (1 - RHO) * torch.log((1 - RHO) / (1 - rhohat))
-    return reconstruction + BETA * kl.sum()
+    from peers_torch import sparse_autoencoder_loss
+    return sparse_autoencoder_loss(xhat, x, hidden, RHO, BETA)
 
 
 def make_torch_eager(ctx, D, N, X, Ws, bs):
