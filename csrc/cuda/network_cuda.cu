@@ -559,19 +559,7 @@ void CudaNetwork::enqueue_step(cudaStream_t st, const StepArgs& a) {
   kern::finish_colsum<T>(col_part_, outp.col.chunks, n_[L_], G + b_off_[L_], ctl, st);
 
   // Backward (every dW from the weights before the update).
-  T* delta = static_cast<T*>(out_);
-  for (int l = L_; l >= 1; --l) {
-    const T* a_in = l == 1 ? x : act(l - 1);
-    gemm_->rm(true, false, n(l - 1), n(l), mi, a_in, n(l - 1), delta, n(l), G + w_off_[l], n(l));
-    if (l == 1) break;
-    T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
-    gemm_->rm(false, true, mi, n(l - 1), n(l), delta, n(l), P + w_off_[l], n(l), g, n(l - 1));
-    const kern::Tiling t = kern::hidden_delta<T>(
-        cfg_.activations[l - 2], g, act(l - 1), m, n_[l - 1],
-        l - 1 == sl ? static_cast<const T*>(sparse_term_) : nullptr, col_part_, ctl, st);
-    kern::finish_colsum<T>(col_part_, t.chunks, n_[l - 1], G + b_off_[l - 1], ctl, st);
-    delta = g;
-  }
+  backward_impl<T>(st, x, static_cast<T*>(out_), m, nullptr, true, sl);
 
   const double lam = cfg_.weight_decay;
   int n_sq = 0;
