@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include "core/philox.hpp"
+#include "cuda/block_sum.cuh"
 #include "cuda/cuda_check.hpp"
 
 namespace fusedae {
@@ -18,6 +19,7 @@ namespace kern {
 namespace {
 
 constexpr int kThreads = 256;
+static_assert(kThreads == 256, "block_sum reduces 256-thread blocks");
 constexpr int kMaxBlocks = 1024;
 
 int blocks_for(std::int64_t work) {
@@ -25,19 +27,6 @@ int blocks_for(std::int64_t work) {
   return static_cast<int>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
 }
 
-// Sum over the block's 256 threads in a fixed order; valid in thread 0.
-__device__ __forceinline__ double block_sum(double v, double* sm) {
-  const int tid = threadIdx.x;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  if ((tid & 31) == 0) sm[tid >> 5] = v;
-  __syncthreads();
-  double t = 0.0;
-  if (tid == 0)
-    for (int w = 0; w < (kThreads >> 5); ++w) t += sm[w];
-  __syncthreads();
-  return t;
-}
 
 __device__ __forceinline__ bool skipped(const CompositeControl* cc) {
   return cc->diverged || cc->stop;

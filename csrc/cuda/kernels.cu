@@ -7,6 +7,7 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda/block_sum.cuh"
 #include "cuda/cuda_check.hpp"
 #include "cuda/device_math.cuh"
 #include "cuda/rng.cuh"
@@ -26,20 +27,8 @@ int flat_blocks(std::int64_t work, int per_block = kThreads) {
 
 // ---- block reductions (fixed order: deterministic) ------------------------
 
-// Sum of v over the 256 threads of a block; the result is valid in thread 0.
-// `sm` holds 8 doubles. Warps are the 32 consecutive thread indices.
-__device__ __forceinline__ double block_sum(double v, double* sm) {
-  const int tid = threadIdx.y * blockDim.x + threadIdx.x;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  if ((tid & 31) == 0) sm[tid >> 5] = v;
-  __syncthreads();
-  double t = 0.0;
-  if (tid == 0)
-    for (int w = 0; w < (kThreads >> 5); ++w) t += sm[w];
-  __syncthreads();  // sm may be reused after this
-  return t;
-}
+static_assert(kThreads == 256, "block_sum reduces 256-thread blocks");
+
 
 // Column partial of a (32 × 8) tile block: Σ over the 8 row lanes of each
 // column, written to part[blockIdx.y·n + c].
