@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/errors.hpp"
 #include "core/network.hpp"
@@ -57,6 +59,24 @@ inline DType parse_dtype(const std::string& s) {
   if (s == "float32") return DType::Float32;
   if (s == "float64") return DType::Float64;
   throw InvalidArgument("dtype: expected 'float32' or 'float64', got '" + s + "'");
+}
+
+// The Network constructors' arguments (both engines' bindings take the same).
+inline NetworkConfig network_config(std::vector<std::int64_t> sizes,
+                                    const std::vector<std::string>& activations,
+                                    const std::string& loss, const std::string& dtype,
+                                    double weight_decay, int sparsity_layer,
+                                    double sparsity_target, double sparsity_weight) {
+  NetworkConfig cfg;
+  cfg.sizes = std::move(sizes);
+  for (const auto& a : activations) cfg.activations.push_back(parse_activation(a));
+  cfg.loss = parse_loss(loss);
+  cfg.dtype = parse_dtype(dtype);
+  cfg.weight_decay = weight_decay;
+  cfg.sparsity_layer = sparsity_layer;
+  cfg.sparsity_target = sparsity_target;
+  cfg.sparsity_weight = sparsity_weight;
+  return cfg;
 }
 
 // One call at a time per network (or model); the GIL is dropped while it runs.

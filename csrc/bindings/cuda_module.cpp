@@ -86,15 +86,9 @@ PYBIND11_MODULE(_engine_cuda, m) {
                        const std::string& loss, const std::string& dtype, double weight_decay,
                        int sparsity_layer, double sparsity_target, double sparsity_weight,
                        int device_id) {
-             NetworkConfig cfg;
-             cfg.sizes = std::move(sizes);
-             for (const auto& a : activations) cfg.activations.push_back(parse_activation(a));
-             cfg.loss = parse_loss(loss);
-             cfg.dtype = parse_dtype(dtype);
-             cfg.weight_decay = weight_decay;
-             cfg.sparsity_layer = sparsity_layer;
-             cfg.sparsity_target = sparsity_target;
-             cfg.sparsity_weight = sparsity_weight;
+             NetworkConfig cfg = network_config(std::move(sizes), activations, loss, dtype,
+                                                weight_decay, sparsity_layer, sparsity_target,
+                                                sparsity_weight);
              cfg.validate();  // with the GIL: nothing touches the GPU before the arguments pass
              py::gil_scoped_release nogil;  // the first call on a device creates its context
              return std::make_unique<CudaNetwork>(cfg, device_id);

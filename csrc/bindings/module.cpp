@@ -97,15 +97,9 @@ PYBIND11_MODULE(_engine, m) {
                        const std::string& loss, const std::string& dtype, double weight_decay,
                        int sparsity_layer, double sparsity_target, double sparsity_weight,
                        const std::string& isa) {
-             NetworkConfig cfg;
-             cfg.sizes = std::move(sizes);
-             for (const auto& a : activations) cfg.activations.push_back(parse_activation(a));
-             cfg.loss = parse_loss(loss);
-             cfg.dtype = parse_dtype(dtype);
-             cfg.weight_decay = weight_decay;
-             cfg.sparsity_layer = sparsity_layer;
-             cfg.sparsity_target = sparsity_target;
-             cfg.sparsity_weight = sparsity_weight;
+             NetworkConfig cfg = network_config(std::move(sizes), activations, loss, dtype,
+                                                weight_decay, sparsity_layer, sparsity_target,
+                                                sparsity_weight);
              return make_cpu_network(cfg, isa);
            }),
            py::arg("sizes"), py::arg("activations"), py::arg("loss") = "squared_error",
