@@ -86,10 +86,13 @@ template <class T> struct BiasActivation {
 // vector stay in registers: per-row sums ended every row with a horizontal
 // reduction, and per-column sums in memory cost a load and a store per
 // element (together a third of the epilogue on W-tiny's 64-wide rows). The
+// sums of a vector's columns are kept in T over kFoldRows rows and then folded
+// into double: converting every float element to double cost two conversions
+// and a lane extract per vector and per sum, 8% of a W-tiny step; over 8 rows
+// the float partial sums lose nothing a float32 gradient would keep. The
 // last n mod (vector) columns keep their sums in `lsum` (n doubles).
-template <class T, Loss Lo, Activation A>
-static inline void output_delta_element(T& zd, T bias, T yv, T inv_b, double& lsum,
-                                        double& csum) {
+template <class T, Loss Lo, Activation A, class S>
+static inline void output_delta_element(T& zd, T bias, T yv, T inv_b, S& lsum, S& csum) {
   const T z = zd + bias;
   T d, l;
   if constexpr (Lo == Loss::BinaryCrossEntropy) {
@@ -106,10 +109,10 @@ static inline void output_delta_element(T& zd, T bias, T yv, T inv_b, double& ls
     l = T(0.5) * diff * diff;
     d = diff * dact<T, A>(a);
   }
-  lsum += static_cast<double>(l);
+  lsum += static_cast<S>(l);
   const T delta = d * inv_b;
   zd = delta;
-  csum += static_cast<double>(delta);
+  csum += static_cast<S>(delta);
 }
 
 template <class T, Loss Lo> struct OutputDelta {
@@ -117,16 +120,28 @@ template <class T, Loss Lo> struct OutputDelta {
   static double run(T* c, std::int64_t rows, std::int64_t n, const T* b, const T* y, T inv_b,
                     double* colsum, double* lsum) {
     constexpr int CW = static_cast<int>(64 / sizeof(T));
+    // float: 8 rows of float partial sums per fold; double: every row, which
+    // is the plain double sum.
+    constexpr std::int64_t kFoldRows = sizeof(T) == 4 ? 8 : 1;
     double loss = 0.0;
     std::int64_t j0 = 0;
     for (; j0 + CW <= n; j0 += CW) {
       double la[CW] = {}, ca[CW] = {};
-      for (std::int64_t r = 0; r < rows; ++r) {
-        T* row = c + r * n + j0;
-        const T* yr = y + r * n + j0;
+      for (std::int64_t f0 = 0; f0 < rows; f0 += kFoldRows) {
+        const std::int64_t f1 = rows - f0 < kFoldRows ? rows : f0 + kFoldRows;
+        T lf[CW] = {}, cf[CW] = {};
+        for (std::int64_t r = f0; r < f1; ++r) {
+          T* row = c + r * n + j0;
+          const T* yr = y + r * n + j0;
 #pragma omp simd
-        for (int j = 0; j < CW; ++j)
-          output_delta_element<T, Lo, A>(row[j], b[j0 + j], yr[j], inv_b, la[j], ca[j]);
+          for (int j = 0; j < CW; ++j)
+            output_delta_element<T, Lo, A>(row[j], b[j0 + j], yr[j], inv_b, lf[j], cf[j]);
+        }
+#pragma omp simd
+        for (int j = 0; j < CW; ++j) {
+          la[j] += static_cast<double>(lf[j]);
+          ca[j] += static_cast<double>(cf[j]);
+        }
       }
       for (int j = 0; j < CW; ++j) {
         loss += la[j];
