@@ -58,6 +58,45 @@ def test_latent_draws_are_the_references():
         assert rel_err(got, want) <= TOL[dtype] * 1e-2
 
 
+# Sizes around the kernels' 64-draw groups (cpu/latent.inl), seeds and streams
+# with high bits set, and enough draws to meet every branch of the quarter
+# turns and the log's mantissa split many times.
+LATENT_SHAPES = [(1, 1), (1, 3), (3, 21), (1, 64), (5, 13), (65, 1), (97, 100), (300, 333)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", LATENT_SHAPES, ids=[f"{r}x{c}" for r, c in LATENT_SHAPES])
+def test_latent_draws_of_every_isa_are_the_references(isa, shape, rng):
+    # Each instruction set's polynomial log, sine and cosine against NumPy's
+    # libm in float64: a few units in the last place of the largest draw
+    # (|z| < 6 at these sizes); float32 draws are rounded from those doubles.
+    seed = int(rng.integers(0, 2**63))
+    stream = int(rng.integers(0, 2**32))
+    want = philox.normal(shape, seed, stream)
+    got = engine.latent_normal(seed, stream, *shape, "float64", isa)
+    assert np.max(np.abs(got - want)) <= 4e-15 * max(1.0, np.max(np.abs(want)))
+    got32 = engine.latent_normal(seed, stream, *shape, "float32", isa)
+    want32 = want.astype(np.float32)
+    ulp32 = np.spacing(np.abs(want32))
+    assert np.all(np.abs(got32.astype(np.float64) - want32) <= ulp32)
+
+
+def test_latent_draws_are_standard_normal():
+    # 10^6 draws: mean and variance within 5 standard errors of 0 and 1, and
+    # the tails where a sign or quarter-turn slip would show.
+    z = engine.latent_normal(2024, 11, 1000, 1000, "float64").ravel()
+    n = z.size
+    assert abs(z.mean()) <= 5 / np.sqrt(n)
+    assert abs(z.var() - 1) <= 5 * np.sqrt(2 / n)
+    assert abs(np.mean(z > 1.96) - 0.025) <= 5 * np.sqrt(0.025 * 0.975 / n)
+    assert abs(np.mean(z < -1.96) - 0.025) <= 5 * np.sqrt(0.025 * 0.975 / n)
+
+
+def test_latent_draws_refuse_an_unknown_isa():
+    with pytest.raises(ValueError, match="isa"):
+        engine.latent_normal(0, 0, 2, 2, "float32", "sse9")
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", VAE_CASES, ids=VAE_IDS)

@@ -23,9 +23,14 @@ py::tuple losses_tuple(const VaeLosses& l) {
 
 void bind_composites(py::module_& m) {
   m.def("latent_normal", [](std::uint64_t seed, std::uint32_t stream, std::int64_t rows,
-                            std::int64_t cols, const std::string& dtype) {
+                            std::int64_t cols, const std::string& dtype, const std::string& isa) {
     if (rows < 0 || cols < 1) throw InvalidArgument("rows, cols: expected rows >= 0, cols >= 1");
     const DType dt = parse_dtype(dtype);
+    const auto supported = supported_cpu_isas();
+    const std::string pick = isa == "auto" ? supported.front() : isa;
+    bool ok = false;
+    for (const auto& s : supported) ok = ok || s == pick;
+    if (!ok) throw InvalidArgument("isa: '" + isa + "' is not available on this CPU");
     // Checked in floating point first: rows * cols must neither overflow nor
     // ask for more memory than the machine has.
     check_allocation("rows, cols",
@@ -33,13 +38,15 @@ void bind_composites(py::module_& m) {
                      static_cast<double>(rows) * static_cast<double>(cols) *
                          static_cast<double>(dtype_size(dt)));
     py::array out(numpy_dtype(dt), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
-    if (dt == DType::Float32) philox::normal(seed, stream, rows * cols, static_cast<float*>(out.mutable_data()));
-    else philox::normal(seed, stream, rows * cols, static_cast<double*>(out.mutable_data()));
+    {
+      py::gil_scoped_release release;
+      latent_normal(pick, dt, seed, stream, rows * cols, out.mutable_data());
+    }
     return out;
   }, py::arg("seed"), py::arg("stream"), py::arg("rows"), py::arg("cols"),
-     py::arg("dtype") = "float32",
+     py::arg("dtype") = "float32", py::arg("isa") = "auto",
      "Standard normal draws of stream (latent, `stream`) under `seed`, as a VAE or GAN step "
-     "draws them.");
+     "draws them (the kernels of instruction set `isa`).");
 
   py::class_<Vae>(m, "VAE")
       .def(py::init([](std::int64_t n_features, std::int64_t n_latent,

@@ -179,11 +179,11 @@ VaeLosses Vae::train_step(const MatrixView& x, const MatrixView* y) {
   const void* yd = y ? y->data : nullptr;
   VaeLosses r;
   if (cfg_.dtype == DType::Float32) {
-    philox::normal(seed, stream, n, static_cast<float*>(eps_));
+    latent_normal(enc_->isa(), cfg_.dtype, seed, stream, n, eps_);
     r = run<float>(static_cast<const float*>(x.data), static_cast<const float*>(yd), x.rows,
                    static_cast<const float*>(eps_), true);
   } else {
-    philox::normal(seed, stream, n, static_cast<double*>(eps_));
+    latent_normal(enc_->isa(), cfg_.dtype, seed, stream, n, eps_);
     r = run<double>(static_cast<const double*>(x.data), static_cast<const double*>(yd), x.rows,
                     static_cast<const double*>(eps_), true);
   }
@@ -235,7 +235,7 @@ VaeEpoch Vae::fit_epoch(const MatrixView& x, const MatrixView* y, std::int64_t b
           yb = static_cast<T*>(yb_);
         }
       }
-      philox::normal(seed, stream, m * Z, static_cast<T*>(eps_));
+      latent_normal(enc_->isa(), cfg_.dtype, seed, stream, m * Z, eps_);
       l = run<T>(xb, yb, m, static_cast<const T*>(eps_), true);
     };
     if (cfg_.dtype == DType::Float32) one(float{});
@@ -311,7 +311,8 @@ double Gan::d_step(const T* real, std::int64_t m) {
   T* tg = static_cast<T*>(targets_);
   T* z = static_cast<T*>(z_);
   if (real != st) std::memcpy(st, real, sizeof(T) * m * D);
-  philox::normal(seed, static_cast<std::uint32_t>(latent_steps++), m * cfg_.n_latent, z);
+  latent_normal(g_->isa(), cfg_.dtype, seed, static_cast<std::uint32_t>(latent_steps++),
+                m * cfg_.n_latent, z);
   g_->forward_unchecked(z, m, st + m * D);
   for (std::int64_t i = 0; i < 2 * m; ++i) tg[i] = i < m ? T(1) : T(0);
   return d_->step_with_input_grad(st, tg, 2 * m, nullptr, true, true);
@@ -352,11 +353,8 @@ double Gan::discriminator_step(const MatrixView& real) {
 double Gan::generator_step(std::int64_t rows) {
   reserve(rows, "batch_size");
   const auto stream = static_cast<std::uint32_t>(latent_steps++);
-  if (cfg_.dtype == DType::Float32) {
-    philox::normal(seed, stream, rows * cfg_.n_latent, static_cast<float*>(z_));
-    return g_step(static_cast<const float*>(z_), rows, true);
-  }
-  philox::normal(seed, stream, rows * cfg_.n_latent, static_cast<double*>(z_));
+  latent_normal(g_->isa(), cfg_.dtype, seed, stream, rows * cfg_.n_latent, z_);
+  if (cfg_.dtype == DType::Float32) return g_step(static_cast<const float*>(z_), rows, true);
   return g_step(static_cast<const double*>(z_), rows, true);
 }
 

@@ -249,6 +249,10 @@ class Network {
 // Picks the best kernel variant this CPU supports ("auto"), or the named one.
 std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa);
 std::vector<std::string> supported_cpu_isas();  // best first
+// philox::normal(seed, stream, n, out) in `dtype`, by the vectorised kernels of
+// instruction set `isa` (a name Network::isa() returns; cpu/latent.inl).
+void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std::uint32_t stream,
+                   std::int64_t n, void* out);
 // "Haswell" where 512-bit FMAs run at the 256-bit rate (OpenBLAS's AVX2
 // kernels are then faster than its AVX-512 ones), "" otherwise.
 std::string preferred_blas_coretype();

@@ -8,8 +8,12 @@
 
 namespace fusedae {
 namespace cpu {
-#define FUSEDAE_DECLARE(isa) \
-  namespace isa_##isa { Network* make_network(const NetworkConfig& cfg); }
+#define FUSEDAE_DECLARE(isa)                                                                 \
+  namespace isa_##isa {                                                                      \
+  Network* make_network(const NetworkConfig& cfg);                                           \
+  void latent_normal_draws(DType dtype, std::uint64_t seed, std::uint32_t stream, std::int64_t n, \
+                           void* out);                                                       \
+  }
 FUSEDAE_DECLARE(generic)
 #ifdef FUSEDAE_HAVE_AVX2
 FUSEDAE_DECLARE(avx2)
@@ -83,6 +87,17 @@ std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::s
   if (pick == "avx2") return std::unique_ptr<Network>(cpu::isa_avx2::make_network(cfg));
 #endif
   return std::unique_ptr<Network>(cpu::isa_generic::make_network(cfg));
+}
+
+void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std::uint32_t stream,
+                   std::int64_t n, void* out) {
+#ifdef FUSEDAE_HAVE_AVX512
+  if (isa == "avx512") return cpu::isa_avx512::latent_normal_draws(dtype, seed, stream, n, out);
+#endif
+#ifdef FUSEDAE_HAVE_AVX2
+  if (isa == "avx2") return cpu::isa_avx2::latent_normal_draws(dtype, seed, stream, n, out);
+#endif
+  cpu::isa_generic::latent_normal_draws(dtype, seed, stream, n, out);
 }
 
 }  // namespace fusedae
