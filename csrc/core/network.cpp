@@ -226,7 +226,11 @@ double Network::workspace_bytes(std::int64_t rows) const {
   double elems = r * (hidden + nl + 2.0 * hidden_max) + r * (n0 + nl);
   double bytes = elems * es + 8.0 * r;
   if (rows <= kSparseMaxRows && n0 * static_cast<double>(n_[1]) >= kSparseMinWeights) {
-    bytes += r * n0 * (2.0 * es + 8.0) + 8.0 * (r + n0);
+    const double lists = r * static_cast<double>(nz_stride(n_[0])) +
+                         n0 * static_cast<double>(nz_stride(rows));
+    bytes += lists * (es + 4.0) +
+             8.0 * (r * static_cast<double>(nz_tiles(n_[0])) +
+                    n0 * static_cast<double>(nz_tiles(rows)));
     bytes += static_cast<double>(ThreadPool::instance().size()) * std::max(n0, r) * 64.0 * es;
   }
   return bytes;
@@ -273,12 +277,13 @@ void Network::reserve_rows(std::int64_t rows) {
   nz_row_col_ = nz_col_row_ = nullptr;
   nz_row_end_ = nz_col_end_ = nullptr;
   if (nonzero_path) {
-    nz_row_val_ = take(rows * n_[0]);
-    nz_row_col_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
-    nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows));
-    nz_col_val_ = take(rows * n_[0]);
-    nz_col_row_ = static_cast<std::int32_t*>(take_bytes(4 * rows * n_[0]));
-    nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0]));
+    const std::int64_t row_lists = rows * nz_stride(n_[0]), col_lists = n_[0] * nz_stride(rows);
+    nz_row_val_ = take(row_lists);
+    nz_row_col_ = static_cast<std::int32_t*>(take_bytes(4 * row_lists));
+    nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows * nz_tiles(n_[0])));
+    nz_col_val_ = take(col_lists);
+    nz_col_row_ = static_cast<std::int32_t*>(take_bytes(4 * col_lists));
+    nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0] * nz_tiles(rows)));
   }
   rows_capacity_ = rows;
 }

@@ -42,6 +42,16 @@ constexpr double kRhohatEpsFloat64 = 1.0 / (1LL << 40);     // 2^-40
 constexpr double kSparseDensity = 0.3;
 constexpr std::int64_t kSparseMinWeights = 1 << 14;
 constexpr std::int64_t kSparseMaxRows = 8192;
+// The nonzero lists are cut into tiles of this many columns of X (row lists)
+// or rows of the batch (column lists); each list records where each tile ends
+// (cpu/kernels.inl, slab_times_dense).
+constexpr std::int64_t kNzTile = 128;
+inline std::int64_t nz_tiles(std::int64_t n) { return (n + kNzTile - 1) / kNzTile; }
+// Lists of up to n entries start nz_stride(n) entries apart: 16 more than n,
+// so that lists of a power-of-two length (W-wide's 1024) do not start a
+// multiple of 4 KiB apart, where every list's next entry falls in the same
+// L1 set (listing X by columns took 10 ns per entry there).
+inline std::int64_t nz_stride(std::int64_t n) { return n + 16; }
 
 struct NetworkConfig {
   std::vector<std::int64_t> sizes;        // n0 (inputs), n1, ..., nL
@@ -220,13 +230,13 @@ class Network {
   // Mostly-zero inputs (MNIST-like: 80% zeros) skip the zeros in the two
   // GEMMs that read X: X's nonzeros listed by rows (forward) and by columns
   // (dW_1). Each thread fills its own region, so no offsets are shared:
-  // row m's entries start at m·n0, column k's at k·rows_capacity_.
+  // row m's entries start at m·nz_stride(n0), column k's at k·nz_stride(rows_capacity_).
   void* nz_row_val_ = nullptr;            // dtype, rows × n0
   std::int32_t* nz_row_col_ = nullptr;
-  std::int64_t* nz_row_end_ = nullptr;    // end of row m's entries
+  std::int64_t* nz_row_end_ = nullptr;    // rows × nz_tiles(n0): where each tile of row m's entries ends
   void* nz_col_val_ = nullptr;            // dtype, n0 × rows
   std::int32_t* nz_col_row_ = nullptr;
-  std::int64_t* nz_col_end_ = nullptr;    // end of column k's entries
+  std::int64_t* nz_col_end_ = nullptr;    // n0 × nz_tiles(rows): the same for column k's
   // Per-thread copy of a 64-column slab of W_1 or δ_1, contiguous: slab rows
   // of the original are 4 KiB apart in W-wide, which maps them onto a few L2
   // sets; packed, they share no sets.

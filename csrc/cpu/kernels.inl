@@ -418,23 +418,36 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
   return c;
 }
 
+// The nonzero lists are cut into tiles of kNzTile columns of x (for X·W_1)
+// or rows of the batch (for Xᵀ·δ_1): the rows of the dense operand a tile's
+// entries read, 32 KiB of one slab (slab_times_dense). Each list records where
+// every tile's entries end, tile_end[list·n_tiles + t], so the product's
+// loops run a known count instead of testing each entry's index.
+// (kNzTile and nz_tiles: core/network.hpp, which sizes the lists.)
+
 // Lists the nonzeros of rows [r0, r1) of x (n0 columns) in column order: row
-// m's entries run from m·n0 to end[m]. Branch-free: on these inputs a branch
+// m's entries run from m·stride (stride = nz_stride(n0)) to
+// tile_end[m·nz_tiles(n0) + last]. Branch-free: on these inputs a branch
 // per entry is mispredicted about every third entry, which made this listing
 // cost as much as the product it serves. Each chunk (or entry) is written at
-// p whatever it holds and p advances by its nonzero count; p <= m·n0 + k, so
-// no write leaves row m's region.
+// p whatever it holds and p advances by its nonzero count; p <= m·stride + k,
+// so no write leaves row m's region.
 template <class T>
 static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t n0,
-                              T* val, std::int32_t* col, std::int64_t* end) {
+                              std::int64_t stride, T* val, std::int32_t* col,
+                              std::int64_t* tile_end) {
+  const std::int64_t nts = nz_tiles(n0);
   for (std::int64_t m = r0; m < r1; ++m) {
     const T* row = x + m * n0;
-    std::int64_t p = m * n0;
+    std::int64_t* te = tile_end + m * nts;
+    std::int64_t p = m * stride;
     std::int64_t k = 0;
 #ifdef __AVX512F__
+    // kNzTile is a multiple of both chunk widths: a tile ends between chunks.
     if constexpr (sizeof(T) == 4) {
       const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
       for (; k + 16 <= n0; k += 16) {
+        if (k > 0 && k % kNzTile == 0) te[k / kNzTile - 1] = p;
         const __m512 v = _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
         const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
         const __m512i c = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(k)));
@@ -445,6 +458,7 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     } else {
       const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       for (; k + 8 <= n0; k += 8) {
+        if (k > 0 && k % kNzTile == 0) te[k / kNzTile - 1] = p;
         const __m512d v = _mm512_loadu_pd(reinterpret_cast<const double*>(row) + k);
         const __mmask8 nz = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
         const __m256i c = _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(k)));
@@ -455,33 +469,47 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     }
 #endif
     for (; k < n0; ++k) {
+      if (k > 0 && k % kNzTile == 0) te[k / kNzTile - 1] = p;
       val[p] = row[k];
       col[p] = static_cast<std::int32_t>(k);
       p += row[k] != T(0);
     }
-    end[m] = p;
+    te[nts - 1] = p;
   }
 }
 
-// From the row lists of all B rows, lists the nonzeros of columns [i0, i1):
-// column k's entries (row, value) run from k·cap to end[k], rows ascending.
+// From the row lists of all B rows (row m's from m·nz_stride(n0)), lists the
+// nonzeros of columns [i0, i1) (i0 a multiple of kNzTile, i1 one or n0):
+// column k's entries (row, value) run from k·nz_stride(cap) to
+// tile_end[k·nz_tiles(cap) + nz_tiles(B) - 1], rows
+// ascending, cut into tiles of kNzTile batch rows. One tile of columns at a
+// time, from the row lists' tile ends: the entries go to 128 columns' lists
+// at once, whose ends stay in L1 and whose pages stay in the TLB (all of
+// [i0, i1) at once, with a binary search per row for i0, took 10 ns per
+// entry on W-wide, where each column's list is 4 KiB from the next).
 template <class T>
 static void list_column_nonzeros(const T* rval, const std::int32_t* rcol,
-                                 const std::int64_t* rend, std::int64_t B, std::int64_t n0,
+                                 const std::int64_t* rtile_end, std::int64_t B, std::int64_t n0,
                                  std::int64_t i0, std::int64_t i1, std::int64_t cap, T* val,
-                                 std::int32_t* row, std::int64_t* end) {
-  for (std::int64_t k = i0; k < i1; ++k) end[k] = k * cap;
-  for (std::int64_t m = 0; m < B; ++m) {
-    std::int64_t lo = m * n0, hi = rend[m];  // first entry with column >= i0
-    while (lo < hi) {
-      const std::int64_t mid = lo + (hi - lo) / 2;
-      if (rcol[mid] < i0) lo = mid + 1;
-      else hi = mid;
-    }
-    for (std::int64_t p = lo; p < rend[m] && rcol[p] < i1; ++p) {
-      const std::int64_t q = end[rcol[p]]++;
-      val[q] = rval[p];
-      row[q] = static_cast<std::int32_t>(m);
+                                 std::int32_t* row, std::int64_t* tile_end) {
+  const std::int64_t rnts = nz_tiles(n0), nts = nz_tiles(cap);
+  const std::int64_t rstride = nz_stride(n0), cstride = nz_stride(cap);
+  std::int64_t* end = tile_end;  // column k's running end: its slot of the current row tile
+  for (std::int64_t t = i0 / kNzTile; t * kNzTile < i1; ++t) {
+    const std::int64_t ka = t * kNzTile, kb = ka + kNzTile < i1 ? ka + kNzTile : i1;
+    for (std::int64_t k = ka; k < kb; ++k) end[k * nts] = k * cstride;
+    for (std::int64_t m = 0; m < B; ++m) {
+      const std::int64_t tm = m / kNzTile;
+      if (m > 0 && m % kNzTile == 0) {
+        for (std::int64_t k = ka; k < kb; ++k) end[k * nts + tm] = end[k * nts + tm - 1];
+      }
+      const std::int64_t* rte = rtile_end + m * rnts;
+      const std::int64_t p1 = rte[t];
+      for (std::int64_t p = t == 0 ? m * rstride : rte[t - 1]; p < p1; ++p) {
+        const std::int64_t q = end[rcol[p] * nts + tm]++;
+        val[q] = rval[p];
+        row[q] = static_cast<std::int32_t>(m);
+      }
     }
   }
 }
@@ -495,37 +523,57 @@ template <class T> struct Vec64 {
   static constexpr int lanes = static_cast<int>(64 / sizeof(T));
 };
 
+// Columns [c0, c0 + cw) of the rows × N matrix M into `slab` (rows × 4
+// vectors), zero-padded. A memcpy of run-time length is `rep movs` here, whose
+// start-up cost made this copy a seventh of the product (W-mnist's first
+// layer): whole slabs go by fixed-size copies, the last one element by element.
+template <class T>
+static void copy_slab(const T* M, std::int64_t rows, std::int64_t N, std::int64_t c0,
+                      std::int64_t cw, T* slab) {
+  constexpr int C = 4 * Vec64<T>::lanes;
+  if (cw == C) {
+    for (std::int64_t r = 0; r < rows; ++r) std::memcpy(slab + r * C, M + r * N + c0, sizeof(T) * C);
+    return;
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* dst = slab + r * C;
+    const T* src = M + r * N + c0;
+    for (int j = 0; j < C; ++j) dst[j] = T(0);
+    for (std::int64_t j = 0; j < cw; ++j) dst[j] = src[j];
+  }
+}
+
 // One slab of sparse_times_dense (below): out[i, c0 : c0+cw] for i in
 // [i0, i1) from the slab (m_rows × C, zero-padded), with NV of its four
 // vectors live (the last slab of an N that is not a multiple of C needs fewer:
 // 196 columns are three full slabs and one of 4 columns, one vector wide).
-// The slab's rows are taken 128 at a time (32 KiB, within L1d: a whole slab
-// is L2-sized, and from L2 the loads, not the FMAs, set the pace); a block of
-// output rows keeps its sums in `acc` across those tiles and a cursor into
-// each row's (column-ordered) entries.
+// The slab's rows are taken one tile (kNzTile rows, 32 KiB: within L1d; a
+// whole slab is L2-sized, and from L2 the loads, not the FMAs, set the pace)
+// at a time; a block of up to kBlock output rows keeps its sums in `acc`
+// across the tiles. A block of 256 rows (acc: 64 KiB, streamed from L2) reads
+// each tile of the slab from L2 once for all of a thread's rows on W-mnist;
+// blocks of 32 read it 8 times (microbenchmark of X·W_1, 256 × 784 at 20%
+// nonzeros times 784 × 196: 294-350 µs with 32, 250-276 µs with 256).
 template <class T, int NV>
-static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* end,
-                             std::int64_t stride, std::int64_t i0, std::int64_t i1,
-                             const T* slab, std::int64_t m_rows, std::int64_t cw, T* out,
-                             std::int64_t ldo) {
+static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
+                             std::int64_t nts, std::int64_t stride, std::int64_t i0,
+                             std::int64_t i1, const T* slab, std::int64_t m_rows,
+                             std::int64_t cw, T* out, std::int64_t ldo) {
   using V = typename Vec64<T>::type;
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
-  constexpr std::int64_t kTileRows = 128;
-  constexpr int kBlock = 32;
+  constexpr int kBlock = 256;
+  const std::int64_t tiles = nz_tiles(m_rows);
   alignas(64) T acc[kBlock][C];
-  std::int64_t cur[kBlock];
   for (std::int64_t ib = i0; ib < i1; ib += kBlock) {
     const int nb = static_cast<int>(i1 - ib < kBlock ? i1 - ib : kBlock);
-    for (int r = 0; r < nb; ++r) cur[r] = (ib + r) * stride;
-    for (std::int64_t k0 = 0; k0 < m_rows; k0 += kTileRows) {
-      const std::int32_t k1 = static_cast<std::int32_t>(k0 + kTileRows < m_rows ? k0 + kTileRows
-                                                                                 : m_rows);
+    for (std::int64_t t = 0; t < tiles; ++t) {
       for (int r = 0; r < nb; ++r) {
+        const std::int64_t* te = tile_end + (ib + r) * nts;
         V a[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
-          if (k0 == 0) a[v] = V{};
+          if (t == 0) a[v] = V{};
           else std::memcpy(&a[v], &acc[r][v * W], sizeof(V));
         }
         // Two entries at a time into two sets of sums: one set is NV chains
@@ -533,9 +581,9 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         V b[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) b[v] = V{};
-        std::int64_t p = cur[r];
-        const std::int64_t stop = end[ib + r];
-        for (; p + 1 < stop && idx[p + 1] < k1; p += 2) {  // idx ascends: idx[p] < k1 too
+        std::int64_t p = t == 0 ? (ib + r) * stride : te[t - 1];
+        const std::int64_t stop = te[t];
+        for (; p + 1 < stop; p += 2) {
           const T x0 = val[p], x1 = val[p + 1];
           const T* s0 = slab + static_cast<std::int64_t>(idx[p]) * C;
           const T* s1 = slab + static_cast<std::int64_t>(idx[p + 1]) * C;
@@ -548,7 +596,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
             b[v] += x1 * w;
           }
         }
-        if (p < stop && idx[p] < k1) {
+        if (p < stop) {
           const T x = val[p];
           const T* src = slab + static_cast<std::int64_t>(idx[p]) * C;
 #pragma GCC unroll 4
@@ -557,9 +605,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
             std::memcpy(&u, src + v * W, sizeof u);
             a[v] += x * u;
           }
-          ++p;
         }
-        cur[r] = p;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
           a[v] += b[v];
@@ -567,34 +613,45 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         }
       }
     }
-    for (int r = 0; r < nb; ++r) std::memcpy(out + (ib + r - i0) * ldo, acc[r], sizeof(T) * cw);
+    // Whole vectors by vector stores (a memcpy of run-time length became
+    // `rep movs`, whose start-up cost was a tenth of this function), then
+    // the columns of a last, partial vector.
+    const int full = static_cast<int>(cw / W);
+    for (int r = 0; r < nb; ++r) {
+      T* o = out + (ib + r - i0) * ldo;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v)
+        if (v < full) std::memcpy(o + v * W, &acc[r][v * W], sizeof(V));
+      for (std::int64_t j = static_cast<std::int64_t>(full) * W; j < cw; ++j) o[j] = acc[r][j];
+    }
   }
 }
 
 // out[i, :] = Σ_{p in entries of i} val[p] · M[idx[p], :] for i in [i0, i1), M
-// having m_rows rows of N columns; entry lists start at i·stride and end at
-// end[i], in ascending idx. Columns go in slabs of four vectors (64 floats, 32
-// doubles), each first copied, zero-padded, into `slab` (m_rows × 4 vectors).
+// having m_rows rows of N columns; entry lists start at i·stride, in
+// ascending idx, with the ends of their tiles of kNzTile idx values at
+// tile_end[i·nts + t] (list_row_nonzeros, list_column_nonzeros). Columns go in
+// slabs of four vectors (64 floats, 32 doubles), each first copied,
+// zero-padded, into `slab` (m_rows × 4 vectors).
 template <class T>
-static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* end,
-                               std::int64_t stride, std::int64_t i0, std::int64_t i1,
-                               const T* M, std::int64_t m_rows, std::int64_t N, T* out,
-                               std::int64_t ldo, T* slab) {
+static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
+                               std::int64_t nts, std::int64_t stride, std::int64_t i0,
+                               std::int64_t i1, const T* M, std::int64_t m_rows, std::int64_t N,
+                               T* out, std::int64_t ldo, T* slab) {
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
   for (std::int64_t c0 = 0; c0 < N; c0 += C) {
     const std::int64_t cw = N - c0 < C ? N - c0 : C;
-    for (std::int64_t r = 0; r < m_rows; ++r) {
-      T* dst = slab + r * C;
-      std::memcpy(dst, M + r * N + c0, sizeof(T) * cw);
-      for (std::int64_t j = cw; j < C; ++j) dst[j] = T(0);
-    }
+    copy_slab(M, m_rows, N, c0, cw, slab);
     T* o = out + c0;
+#define FUSEDAE_SLAB(nv) \
+  slab_times_dense<T, nv>(val, idx, tile_end, nts, stride, i0, i1, slab, m_rows, cw, o, ldo)
     switch ((cw + W - 1) / W) {
-      case 1: slab_times_dense<T, 1>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo); break;
-      case 2: slab_times_dense<T, 2>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo); break;
-      case 3: slab_times_dense<T, 3>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo); break;
-      default: slab_times_dense<T, 4>(val, idx, end, stride, i0, i1, slab, m_rows, cw, o, ldo);
+      case 1: FUSEDAE_SLAB(1); break;
+      case 2: FUSEDAE_SLAB(2); break;
+      case 3: FUSEDAE_SLAB(3); break;
+      default: FUSEDAE_SLAB(4);
     }
+#undef FUSEDAE_SLAB
   }
 }

@@ -396,12 +396,17 @@ template <class T> class NetworkImpl final : public Network {
       if (!j.weight_grads) {
         // a frozen network: only the δs (and dX) are wanted
       } else if (l == 1 && sparse_batch(B, nt)) {
+        // Whole tiles of X's columns per thread (list_column_nonzeros).
+        std::int64_t t0, t1;
+        split(nz_tiles(n_[0]), tid, nt, &t0, &t1);
+        i0 = t0 * kNzTile;
+        i1 = t1 * kNzTile < n_[0] ? t1 * kNzTile : n_[0];
         list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
                              n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
                              nz_col_row_, nz_col_end_);
         sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
-                           rows_capacity_, i0, i1, delta, B, n, G() + w_off_[1] + i0 * n, n,
-                           slab(tid));
+                           nz_tiles(rows_capacity_), nz_stride(rows_capacity_), i0, i1, delta, B, n,
+                           G() + w_off_[1] + i0 * n, n, slab(tid));
       } else if (i1 > i0) {
         blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), T(1),
                    a_in + i0, k, delta, n, T(0), G() + w_off_[l] + i0 * n, n);
@@ -472,8 +477,10 @@ template <class T> class NetworkImpl final : public Network {
       gemm_rows(x + r0 * n0, 1, dst, m);
       return;
     }
-    list_row_nonzeros(x, r0, r1, n0, static_cast<T*>(nz_row_val_), nz_row_col_, nz_row_end_);
-    sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, n0, r0, r1,
+    list_row_nonzeros(x, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_), nz_row_col_,
+                      nz_row_end_);
+    sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
+                       nz_tiles(n0), nz_stride(n0), r0, r1,
                        W(1), n0, n_[1], dst, n_[1], slab(tid));
   }
 
