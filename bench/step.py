@@ -1,12 +1,18 @@
 """Quick before/after check: steps/s of the engine alone on one workload.
 
     python bench/step.py D N B [--threads T] [--seconds S | --steps K] [--density P]
+    python bench/step.py D N B --model vae | gan [--threads T] [--seconds S | --steps K]
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
 float32) on a batch of B rows, each entry nonzero with probability P (0.2,
 MNIST-like, by default; 1 gives dense inputs, which skip the engine's
-nonzero path), ``train_step`` in a loop for S seconds after a warm-up. For comparisons against NumPy and PyTorch use
-bench/cpu.py; this is the fast loop for measuring one change at a time.
+nonzero path), ``train_step`` in a loop for S seconds after a warm-up.
+``--model vae`` and ``--model gan`` time the VAE and GAN steps of
+``bench/cpu.py --all`` instead (their sizes are fixed there, so D N B are
+ignored: VAE 784-400-20, B 128, Adam; GAN 100-256-784 / 784-256-1, B 64, one
+discriminator step and one generator step). For comparisons against NumPy,
+PyTorch and JAX use bench/cpu.py; this is the fast loop for measuring one
+change at a time, and bench/ab.py runs it alternately over two builds.
 """
 import argparse
 import time
@@ -31,8 +37,11 @@ def main(argv=None):
                         help="time exactly this many steps instead of --seconds (for A/B "
                              "runs of two builds: same work, so the loss printed must agree)")
     parser.add_argument("--density", type=float, default=0.2)
+    parser.add_argument("--model", choices=["sparse", "vae", "gan"], default="sparse")
     args = parser.parse_args(argv)
     engine.set_num_threads(args.threads)
+    if args.model != "sparse":
+        return generative(args)
     rng = np.random.default_rng(1234)
     X = np.where(rng.random((args.B, args.D)) < args.density, rng.random((args.B, args.D)), 0.0)
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -42,21 +51,47 @@ def main(argv=None):
     net.set_optimizer("sgd", 0.1)
     for _ in range(5):
         net.train_step(X, X)
-    steps, start = 0, time.perf_counter()
-    if args.steps > 0:
-        for _ in range(args.steps):
-            net.train_step(X, X)
-        steps = args.steps
-    else:
-        while time.perf_counter() - start < args.seconds:
-            net.train_step(X, X)
-            steps += 1
-    rate = steps / (time.perf_counter() - start)
+    rate = timed(lambda: net.train_step(X, X), args)
     flops = 10.0 * args.B * args.D * args.N
     print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}, "
           f"{args.threads} thread(s): {rate:,.1f} steps/s, "
           f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})"
           + (f", loss after: {net.train_step(X, X):.6f}" if args.steps > 0 else ""))
+
+
+def timed(step, args):
+    """Steps per second of `step`: exactly --steps calls, or as many as fit in --seconds."""
+    steps, start = 0, time.perf_counter()
+    if args.steps > 0:
+        for _ in range(args.steps):
+            step()
+        steps = args.steps
+    else:
+        while time.perf_counter() - start < args.seconds:
+            step()
+            steps += 1
+    return steps / (time.perf_counter() - start)
+
+
+def generative(args):
+    """The VAE or GAN step of bench/cpu.py --all (bench/peers_fusedae.py builds it)."""
+    import cpu_workloads as wl
+    import peers_fusedae
+    if args.model == "vae":
+        name, X = "VAE", wl.vae_data(wl.VAE["VAE"])
+        runner = peers_fusedae.build_vae(name, X, False)
+    else:
+        name, X = "GAN", wl.gan_data(wl.GAN["GAN"])
+        runner = peers_fusedae.build_gan(name, X, False)
+    for _ in range(5):
+        runner.step()
+    rate = timed(runner.step, args)
+    flops = wl.flops_per_step(name)
+    # The losses of one more step (the GAN's: discriminator, generator).
+    last = runner.to_floats([runner.step()]) if args.steps > 0 else None
+    print(f"{name}, {args.threads} thread(s): {rate:,.1f} steps/s, "
+          f"{rate * flops / 1e9:.1f} GFLOP/s (OpenBLAS {engine.blas_corename()})"
+          + (f", loss after: {','.join(f'{v:.9g}' for v in last)}" if last else ""))
 
 
 if __name__ == "__main__":
