@@ -14,9 +14,14 @@ For each (workload, threads) group:
 3. warm-up and calibration: a fresh model per worker, its compilation and a
    few steps, and the steps (epochs) that fill one window of ``--seconds``;
 4. ``--reps`` rounds: in each, one window per worker, one worker at a time,
-   the starting worker rotating from round to round;
+   the starting worker rotating from round to round. A round in which other
+   processes kept more than ``DISTURBED_CPUS`` busy during any window (each
+   window measures it) is marked disturbed and another round is run, up to
+   ``--reps`` more in all;
 5. summaries: median steps/s with min and max, fusedae / peer ratios,
-   GFLOP/s and percentage of the FMA ceiling.
+   GFLOP/s and percentage of the FMA ceiling, over the undisturbed rounds
+   (over every round if fewer than half of ``--reps`` were undisturbed); the
+   JSON keeps every window, marked.
 
 The ceiling (``engine.fma_rates()`` in a worker pinned to one CPU, best of
 several readings, the larger of the 256- and 512-bit rates, times the
@@ -43,6 +48,7 @@ from cpu_worker import IMPL_LIBRARY, worker_env
 CPU_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu.py")
 WARM_SECONDS = 0.3
 PAUSE = 0.02          # between windows: lets the last worker's spinning threads sleep
+DISTURBED_CPUS = 0.25  # foreign load (CPUs) above which a round is repeated
 START_TIMEOUT = 600   # import, data, Philox schedules
 STEP_TIMEOUT = 1200   # check and warm-up (torch.compile, XLA)
 FMA_READINGS = 7
@@ -201,8 +207,13 @@ def time_group(procs, args, state, min_units):
         state[impl]["raw"] = []
         live[impl] = p
     order = list(live)
-    for rep in range(args.reps):
+    rep = clean = 0
+    # A round in which another process kept more than DISTURBED_CPUS busy during
+    # any window is marked and one more round is run, up to args.reps more in
+    # all: on 2 cores such a process shares a core with a 2-thread worker.
+    while clean < args.reps and rep < 2 * args.reps:
         k = rep % len(order) if order else 0
+        windows = []
         for impl in order[k:] + order[:k]:
             if state[impl]["status"] != "pending":
                 continue
@@ -216,6 +227,14 @@ def time_group(procs, args, state, min_units):
                 continue
             r["rep"] = rep
             s["raw"].append(r)
+            windows.append(r)
+        disturbed = any((r["foreign_cpus"] or 0.0) > DISTURBED_CPUS for r in windows)
+        for r in windows:
+            r["disturbed_round"] = disturbed
+        clean += not disturbed
+        rep += 1
+        if not windows:
+            break
     for impl, p in live.items():
         if state[impl]["status"] == "pending":
             try:
@@ -225,15 +244,23 @@ def time_group(procs, args, state, min_units):
             state[impl]["status"] = "timed"
 
 
-def summarize_group(workload, threads, state, ceiling):
+def summarize_group(workload, threads, state, ceiling, reps):
     fam = wl.family(workload)
     per_unit_steps = wl.steps_per_epoch() if fam == "epoch" else 1
     flops = wl.flops_per_step(workload)
     peak = ceiling["per_core_flops"] * threads if ceiling else None
+    # The summaries use the undisturbed rounds when at least half of the rounds
+    # asked for are undisturbed, else every round (time_group).
+    clean_reps = {r["rep"] for s in state.values() for r in s.get("raw", [])
+                  if not r.get("disturbed_round")}
+    wanted = {r["rep"] for s in state.values() for r in s.get("raw", [])}
+    kept = clean_reps if 2 * len(clean_reps) >= reps else wanted
     for impl, s in state.items():
         if s["status"] != "timed" or not s.get("raw"):
             continue
-        units = [r["units"] / r["seconds"] for r in s["raw"]]
+        s["summarized_reps"] = sorted(r["rep"] for r in s["raw"] if r["rep"] in kept)
+        windows = [r for r in s["raw"] if r["rep"] in kept]
+        units = [r["units"] / r["seconds"] for r in windows]
         s["units_per_s"] = _common.summarize(units)
         s["steps_per_s"] = _common.summarize([u * per_unit_steps for u in units])
         if fam == "epoch":
@@ -243,7 +270,7 @@ def summarize_group(workload, threads, state, ceiling):
         s["nonfinite_losses"] = (s["warmup"]["nonfinite"]
                                  + sum(r["nonfinite"] for r in s["raw"]))
         s["first_nonfinite"] = s["raw"][-1].get("first_nonfinite")
-        s["foreign_cpus"] = _common.summarize([r["foreign_cpus"] for r in s["raw"]
+        s["foreign_cpus"] = _common.summarize([r["foreign_cpus"] for r in windows
                                                if r["foreign_cpus"] is not None])
     ratios = {}
     base = state.get("fusedae")
@@ -251,13 +278,16 @@ def summarize_group(workload, threads, state, ceiling):
         for impl, s in state.items():
             if impl == "fusedae" or not s.get("units_per_s"):
                 continue
-            by_rep = {r["rep"]: r["units"] / r["seconds"] for r in s["raw"]}
+            by_rep = {r["rep"]: r["units"] / r["seconds"] for r in s["raw"] if r["rep"] in kept}
             paired = [r["units"] / r["seconds"] / by_rep[r["rep"]] for r in base["raw"]
                       if r["rep"] in by_rep]
             ratios[impl] = {"of_medians": base["units_per_s"]["median"]
                             / s["units_per_s"]["median"],
                             "paired": _common.summarize(paired)}
-    return {"flops_per_unit": flops, "steps_per_unit": per_unit_steps, "ratios": ratios}
+    return {"flops_per_unit": flops, "steps_per_unit": per_unit_steps, "ratios": ratios,
+            "rounds": {"run": len(wanted), "disturbed": sorted(wanted - clean_reps),
+                       "summarized": sorted(kept),
+                       "disturbed_above_cpus": DISTURBED_CPUS}}
 
 
 def available_libraries():
@@ -302,7 +332,7 @@ def run_group(workload, threads, args, avail, ceiling, log_dir):
     out = {"workload": workload, "family": wl.family(workload), "threads": threads,
            "settings": wl.describe(workload), "check": check,
            "seconds": time.perf_counter() - t0}
-    out.update(summarize_group(workload, threads, state, ceiling))
+    out.update(summarize_group(workload, threads, state, ceiling, args.reps))
     out["impls"] = state
     print(cpu_report.group_line(out), flush=True)
     return out

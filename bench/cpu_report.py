@@ -252,6 +252,18 @@ def notes(r):
                    "timed windows (column 'other load'); groups above 0.25: "
                    + (", ".join(loaded) if loaded else "none")
                    + ". On 2 cores a 2-thread window then shares a core with them")
+    repeated = []
+    for g in r.get("groups", []):
+        rounds = g.get("rounds")
+        if rounds and rounds["disturbed"]:
+            used = ("the others summarized" if len(rounds["summarized"]) < rounds["run"]
+                    else "too few undisturbed: every round summarized")
+            repeated.append(f"{g['workload']} at {g['threads']}: {len(rounds['disturbed'])} of "
+                            f"{rounds['run']} ({used})")
+    if repeated:
+        out.append("rounds repeated because another process kept more than "
+                   f"{r['groups'][0]['rounds']['disturbed_above_cpus']} CPUs busy during a "
+                   "window: " + "; ".join(repeated))
     skipped = sorted({f"{impl} ({s.get('note')})" for g in r.get("groups", [])
                       for impl, s in g["impls"].items() if s["status"] == "skipped"})
     out += [f"skipped: {x}" for x in skipped]
