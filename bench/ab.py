@@ -1,6 +1,6 @@
 """Alternating A/B runs of bench/step.py over package copies of two (or more) builds.
 
-    python bench/ab.py ROUNDS "STEP ARGS" DIR_A DIR_B [DIR_C ...]
+    python bench/ab.py ROUNDS "STEP ARGS" DIR_A [DIR_B ...]
 
 Each DIR is a directory holding a ``fusedae`` package (a copy of python/fusedae with that
 build's extension modules in it). Every round runs ``bench/step.py STEP ARGS`` once per
@@ -40,7 +40,7 @@ def run_once(directory, step_args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 4 or not argv[0].isdigit():
+    if len(argv) < 3 or not argv[0].isdigit():
         raise SystemExit(__doc__)
     rounds, step_args, dirs = int(argv[0]), shlex.split(argv[1]), argv[2:]
     for d in dirs:

@@ -231,7 +231,8 @@ double Network::workspace_bytes(std::int64_t rows) const {
     bytes += lists * (es + 4.0) +
              8.0 * (r * static_cast<double>(nz_tiles(n_[0])) +
                     n0 * static_cast<double>(nz_tiles(rows)));
-    bytes += static_cast<double>(ThreadPool::instance().size()) * std::max(n0, r) * 64.0 * es;
+    bytes += static_cast<double>(ThreadPool::instance().size()) *
+             (std::max(n0, r) + static_cast<double>(kNzBlock)) * 64.0 * es;
   }
   return bytes;
 }
@@ -436,12 +437,13 @@ double Network::decay_term() const {
 
 void Network::reserve_threads(int threads) {
   // Slabs: up to 64 columns (of either dtype: 256 bytes a row in float32) of
-  // W_1 (n0 rows) or δ_1 (rows_capacity_ rows), per thread.
+  // W_1 (n0 rows) or δ_1 (rows_capacity_ rows), per thread, followed by the
+  // product's sums for a block of kNzBlock rows (cpu/kernels.inl).
   const std::int64_t slab_rows = std::max(n_[0], rows_capacity_);
   if (nz_row_val_ && (threads > slab_threads_ || slab_rows > slab_rows_)) {
     std::free(slab_);
     slab_ = nullptr;
-    slab_stride_ = slab_rows * 64;
+    slab_stride_ = (slab_rows + kNzBlock) * 64;
     slab_ = aligned_zeros(static_cast<std::size_t>(threads * slab_stride_) *
                           dtype_size(cfg_.dtype));
     slab_threads_ = threads;

@@ -47,6 +47,9 @@ constexpr std::int64_t kSparseMaxRows = 8192;
 // (cpu/kernels.inl, slab_times_dense).
 constexpr std::int64_t kNzTile = 128;
 inline std::int64_t nz_tiles(std::int64_t n) { return (n + kNzTile - 1) / kNzTile; }
+// The nonzero product's blocks of output rows, whose sums it keeps across the
+// tiles in per-thread scratch of kNzBlock × 64 elements (after the slab).
+constexpr std::int64_t kNzBlock = 256;
 // Lists of up to n entries start nz_stride(n) entries apart: 16 more than n,
 // so that lists of a power-of-two length (W-wide's 1024) do not start a
 // multiple of 4 KiB apart, where every list's next entry falls in the same
@@ -240,7 +243,7 @@ class Network {
   // Per-thread copy of a 64-column slab of W_1 or δ_1, contiguous: slab rows
   // of the original are 4 KiB apart in W-wide, which maps them onto a few L2
   // sets; packed, they share no sets.
-  void* slab_ = nullptr;                  // dtype, threads × slab_stride_
+  void* slab_ = nullptr;                  // dtype, threads × slab_stride_ (slab, then the block sums)
   std::int64_t slab_stride_ = 0;
 
   int threads_capacity_ = 0;

@@ -549,24 +549,24 @@ static void copy_slab(const T* M, std::int64_t rows, std::int64_t N, std::int64_
 // 196 columns are three full slabs and one of 4 columns, one vector wide).
 // The slab's rows are taken one tile (kNzTile rows, 32 KiB: within L1d; a
 // whole slab is L2-sized, and from L2 the loads, not the FMAs, set the pace)
-// at a time; a block of up to kBlock output rows keeps its sums in `acc`
-// across the tiles. A block of 256 rows (acc: 64 KiB, streamed from L2) reads
-// each tile of the slab from L2 once for all of a thread's rows on W-mnist;
-// blocks of 32 read it 8 times (microbenchmark of X·W_1, 256 × 784 at 20%
-// nonzeros times 784 × 196: 294-350 µs with 32, 250-276 µs with 256).
+// at a time; a block of up to kNzBlock output rows keeps its sums in `acc`
+// (kNzBlock × 4 vectors of the thread's workspace) across the tiles. A block of
+// 256 rows (acc: 64 KiB, streamed from L2) reads each tile of the slab from L2
+// once for all of a thread's rows on W-mnist; blocks of 32 read it 8 times
+// (microbenchmark of X·W_1, 256 × 784 at 20% nonzeros times 784 × 196:
+// 294-350 µs with 32, 250-276 µs with 256).
 template <class T, int NV>
 static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
                              std::int64_t nts, std::int64_t stride, std::int64_t i0,
                              std::int64_t i1, const T* slab, std::int64_t m_rows,
-                             std::int64_t cw, T* out, std::int64_t ldo) {
+                             std::int64_t cw, T* out, std::int64_t ldo, T* acc_storage) {
   using V = typename Vec64<T>::type;
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
-  constexpr int kBlock = 256;
   const std::int64_t tiles = nz_tiles(m_rows);
-  alignas(64) T acc[kBlock][C];
-  for (std::int64_t ib = i0; ib < i1; ib += kBlock) {
-    const int nb = static_cast<int>(i1 - ib < kBlock ? i1 - ib : kBlock);
+  T (*acc)[C] = reinterpret_cast<T (*)[C]>(acc_storage);
+  for (std::int64_t ib = i0; ib < i1; ib += kNzBlock) {
+    const int nb = static_cast<int>(i1 - ib < kNzBlock ? i1 - ib : kNzBlock);
     for (std::int64_t t = 0; t < tiles; ++t) {
       for (int r = 0; r < nb; ++r) {
         const std::int64_t* te = tile_end + (ib + r) * nts;
@@ -632,12 +632,13 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
 // ascending idx, with the ends of their tiles of kNzTile idx values at
 // tile_end[i·nts + t] (list_row_nonzeros, list_column_nonzeros). Columns go in
 // slabs of four vectors (64 floats, 32 doubles), each first copied,
-// zero-padded, into `slab` (m_rows × 4 vectors).
+// zero-padded, into `slab` (m_rows × 4 vectors, 64-byte aligned); `acc` is
+// kNzBlock × 4 vectors of aligned scratch.
 template <class T>
 static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
                                std::int64_t nts, std::int64_t stride, std::int64_t i0,
                                std::int64_t i1, const T* M, std::int64_t m_rows, std::int64_t N,
-                               T* out, std::int64_t ldo, T* slab) {
+                               T* out, std::int64_t ldo, T* slab, T* acc) {
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
   for (std::int64_t c0 = 0; c0 < N; c0 += C) {
@@ -645,7 +646,7 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
     copy_slab(M, m_rows, N, c0, cw, slab);
     T* o = out + c0;
 #define FUSEDAE_SLAB(nv) \
-  slab_times_dense<T, nv>(val, idx, tile_end, nts, stride, i0, i1, slab, m_rows, cw, o, ldo)
+  slab_times_dense<T, nv>(val, idx, tile_end, nts, stride, i0, i1, slab, m_rows, cw, o, ldo, acc)
     switch ((cw + W - 1) / W) {
       case 1: FUSEDAE_SLAB(1); break;
       case 2: FUSEDAE_SLAB(2); break;

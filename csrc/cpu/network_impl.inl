@@ -406,7 +406,7 @@ template <class T> class NetworkImpl final : public Network {
                              nz_col_row_, nz_col_end_);
         sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
                            nz_tiles(rows_capacity_), nz_stride(rows_capacity_), i0, i1, delta, B, n,
-                           G() + w_off_[1] + i0 * n, n, slab(tid));
+                           G() + w_off_[1] + i0 * n, n, slab(tid), block_sums(tid));
       } else if (i1 > i0) {
         blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), T(1),
                    a_in + i0, k, delta, n, T(0), G() + w_off_[l] + i0 * n, n);
@@ -459,6 +459,8 @@ template <class T> class NetworkImpl final : public Network {
   }
 
   T* slab(int tid) { return static_cast<T*>(slab_) + tid * slab_stride_; }
+  // The nonzero product's block sums: after the slab in the thread's region.
+  T* block_sums(int tid) { return slab(tid) + slab_rows_ * 64; }
 
   // Z_1 rows [r0, r1) = X·W_1: through X's nonzeros when this thread's rows
   // are mostly zeros, else a GEMM. Records the count and the choice (part
@@ -481,7 +483,7 @@ template <class T> class NetworkImpl final : public Network {
                       nz_row_end_);
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
                        nz_tiles(n0), nz_stride(n0), r0, r1,
-                       W(1), n0, n_[1], dst, n_[1], slab(tid));
+                       W(1), n0, n_[1], dst, n_[1], slab(tid), block_sums(tid));
   }
 
   // dW_1 through X's nonzeros: every thread listed its rows' nonzeros and the
