@@ -335,6 +335,27 @@ template <> struct NoiseMath<double> {
   }
 };
 
+// Philox blocks b0 .. b0+nb-1 (nb <= N) of stream (tag, stream) under `seed`,
+// structure of arrays: word k of block b0+i lands in w[k][i]. The loop over
+// blocks vectorises (the denoising noise and the latent draws use it).
+template <int N>
+static inline void philox_blocks(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
+                                 std::uint64_t b0, std::int64_t nb, std::uint32_t (&w)[4][N]) {
+  const std::uint32_t k0 = static_cast<std::uint32_t>(seed);
+  const std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
+#pragma omp simd
+  for (std::int64_t i = 0; i < nb; ++i) {
+    const std::uint64_t blk = b0 + static_cast<std::uint64_t>(i);
+    const philox::U4 r = philox::philox4x32_10(
+        philox::U4{{static_cast<std::uint32_t>(blk), static_cast<std::uint32_t>(blk >> 32),
+                    stream, tag}}, k0, k1);
+    w[0][i] = r.v[0];
+    w[1][i] = r.v[1];
+    w[2][i] = r.v[2];
+    w[3][i] = r.v[3];
+  }
+}
+
 // Denoising corruption of elements [e_begin, e_end) of a flat batch,
 // x̃ = noise(x), drawn from Philox(seed, kNoise, stream = step): element e uses
 // word e%4 of block e/4 (Gaussian: words (0,1) and (2,3) are Box-Muller
@@ -345,25 +366,13 @@ template <> struct NoiseMath<double> {
 template <class T>
 static void corrupt(const T* clean, T* noisy, std::int64_t e_begin, std::int64_t e_end,
                     Noise kind, double level, std::uint64_t seed, std::uint32_t stream) {
-  constexpr std::int64_t kChunk = 64;  // blocks per chunk: 256 elements
-  const std::uint32_t k0 = static_cast<std::uint32_t>(seed);
-  const std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
+  constexpr int kChunk = 64;  // blocks per chunk: 256 elements
   const T lvl = static_cast<T>(level), half = static_cast<T>(0.5 * level);
   const T inv24 = static_cast<T>(1.0 / 16777216.0);
   for (std::int64_t b0 = e_begin / 4; 4 * b0 < e_end; b0 += kChunk) {
     const std::int64_t nb = (e_end + 3) / 4 - b0 < kChunk ? (e_end + 3) / 4 - b0 : kChunk;
     std::uint32_t w[4][kChunk];
-#pragma omp simd
-    for (std::int64_t i = 0; i < nb; ++i) {
-      const std::uint64_t blk = static_cast<std::uint64_t>(b0 + i);
-      const philox::U4 r = philox::philox4x32_10(
-          philox::U4{{static_cast<std::uint32_t>(blk), static_cast<std::uint32_t>(blk >> 32),
-                      stream, philox::kNoise}}, k0, k1);
-      w[0][i] = r.v[0];
-      w[1][i] = r.v[1];
-      w[2][i] = r.v[2];
-      w[3][i] = r.v[3];
-    }
+    philox_blocks(seed, philox::kNoise, stream, static_cast<std::uint64_t>(b0), nb, w);
     T v[4][kChunk];
     if (kind == Noise::Gaussian) {
       for (int h = 0; h < 2; ++h) {

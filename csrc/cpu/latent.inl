@@ -1,7 +1,7 @@
 // Standard normal draws for latent variables: the numbers of philox::normal
 // (core/philox.hpp, the plain version and the definition), 16 Philox blocks
 // (64 draws) at a time in loops the compiler vectorises. Included inside a
-// per-instruction-set namespace, after fastmath.inl.
+// per-instruction-set namespace, after kernels.inl (philox_blocks).
 //
 // Why: the plain version calls libm's log, sin and cos once per pair of
 // draws, about 12 ns per draw; a GAN step draws 2 × B × n_latent of them and
@@ -13,46 +13,6 @@
 // 1e-15 relative (and float32 draws, rounded from the same doubles, almost
 // always bit for bit). tests/test_engine_generative.py compares each
 // instruction set's draws with the NumPy reference's.
-
-// Philox4x32-10 on blocks b0 .. b0+15 of stream (tag, stream): word k of
-// block b0+i lands in w[k][i].
-static inline void philox_blocks16(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
-                                   std::uint64_t b0, std::uint32_t w[4][16]) {
-  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
-  constexpr std::uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-  std::uint32_t c0[16], c1[16], c2[16], c3[16];
-#pragma omp simd
-  for (int i = 0; i < 16; ++i) {
-    const std::uint64_t b = b0 + static_cast<std::uint64_t>(i);
-    c0[i] = static_cast<std::uint32_t>(b);
-    c1[i] = static_cast<std::uint32_t>(b >> 32);
-    c2[i] = stream;
-    c3[i] = tag;
-  }
-  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  for (int r = 0; r < 10; ++r) {
-#pragma omp simd
-    for (int i = 0; i < 16; ++i) {
-      const std::uint64_t p0 = static_cast<std::uint64_t>(M0) * c0[i];
-      const std::uint64_t p1 = static_cast<std::uint64_t>(M1) * c2[i];
-      const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[i] ^ k0;
-      const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[i] ^ k1;
-      c1[i] = static_cast<std::uint32_t>(p1);
-      c3[i] = static_cast<std::uint32_t>(p0);
-      c0[i] = n0;
-      c2[i] = n2;
-    }
-    k0 += W0;
-    k1 += W1;
-  }
-#pragma omp simd
-  for (int i = 0; i < 16; ++i) {
-    w[0][i] = c0[i];
-    w[1][i] = c1[i];
-    w[2][i] = c2[i];
-    w[3][i] = c3[i];
-  }
-}
 
 // ln(u) for u in [2^-24, 1] (what Box-Muller's radius takes): u = m·2^e with
 // m in [√½, √2), ln m = 2·atanh(s), s = (m−1)/(m+1), |s| < 0.1716, odd series
@@ -123,7 +83,7 @@ template <class T>
 static inline void latent_normal64(std::uint64_t seed, std::uint32_t stream, std::uint64_t b0,
                                    T* out) {
   std::uint32_t w[4][16];
-  philox_blocks16(seed, philox::kLatent, stream, b0, w);
+  philox_blocks(seed, philox::kLatent, stream, b0, 16, w);
   double zc[2][16], zs[2][16];
   for (int h = 0; h < 2; ++h) {
 #pragma omp simd
