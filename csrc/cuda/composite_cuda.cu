@@ -276,6 +276,23 @@ void CudaComposite::run(GraphKey& key, cudaStream_t stream,
   graphs_->run(key, stream, capture_stream_, enqueue);
 }
 
+void CudaComposite::run_step(GraphKey& key, std::int64_t rows, bool counted, cudaStream_t stream,
+                             const std::function<void(cudaStream_t)>& enqueue) {
+  begin(stream);
+  bool uploaded = false;
+  try {
+    reserve(rows);
+    upload(stream);
+    uploaded = true;
+    run(key, stream, enqueue);
+    download(stream);
+  } catch (...) {
+    settle(stream);
+    if (counted && uploaded && read_control_now()) apply_counters(result());
+    throw;
+  }
+}
+
 // ---- CudaVae --------------------------------------------------------------------------
 
 struct CudaVae::Args {
@@ -419,36 +436,24 @@ VaeLosses CudaVae::train_step(std::uintptr_t x, std::uintptr_t y, std::int64_t r
   DeviceGuard guard(device_);
   check_inputs(x, y, rows);
   check_room(rows, 0.0);
-  begin(stream);
-  bool uploaded = false;
-  try {
-    reserve(rows);
-    upload(stream);
-    uploaded = true;
-    Args a;
-    a.x = reinterpret_cast<const void*>(x);
-    a.y = reinterpret_cast<const void*>(y);
-    a.rows = rows;
-    a.update = true;
-    a.draws = true;
-    // The NaN scan runs inside the step (one wait per step, as a
-    // CudaNetwork's train_step): a bad input stops it before any update.
-    a.check_inputs = true;
-    GraphKey key;
-    key.kind = kVaeTrain;
-    key.x = x;
-    key.y = y;
-    key.rows = rows;
-    run(key, stream, [&](cudaStream_t st) {
-      if (dtype_ == DType::Float32) enqueue<float>(st, a);
-      else enqueue<double>(st, a);
-    });
-    download(stream);
-  } catch (...) {
-    settle(stream);
-    if (uploaded && read_control_now()) apply_counters(result());
-    throw;
-  }
+  Args a;
+  a.x = reinterpret_cast<const void*>(x);
+  a.y = reinterpret_cast<const void*>(y);
+  a.rows = rows;
+  a.update = true;
+  a.draws = true;
+  // The NaN scan runs inside the step (one wait per step, as a
+  // CudaNetwork's train_step): a bad input stops it before any update.
+  a.check_inputs = true;
+  GraphKey key;
+  key.kind = kVaeTrain;
+  key.x = x;
+  key.y = y;
+  key.rows = rows;
+  run_step(key, rows, true, stream, [&](cudaStream_t st) {
+    if (dtype_ == DType::Float32) enqueue<float>(st, a);
+    else enqueue<double>(st, a);
+  });
   const CompositeControl& r = result();
   if (r.bad_x) throw InvalidArgument("X: contains NaN or infinity");
   if (r.bad_y) throw InvalidArgument("Y: contains NaN or infinity");
@@ -462,31 +467,22 @@ VaeLosses CudaVae::loss_and_gradient(std::uintptr_t x, std::uintptr_t y, std::ui
   check_inputs(x, y, rows);
   enc_->check_matrix("eps", eps, rows, cfg_.n_latent);
   check_room(rows, 0.0);
-  begin(stream);
-  try {
-    reserve(rows);
-    upload(stream);
-    Args a;
-    a.x = reinterpret_cast<const void*>(x);
-    a.y = reinterpret_cast<const void*>(y);
-    a.eps = reinterpret_cast<const void*>(eps);
-    a.rows = rows;
-    a.check_inputs = true;
-    GraphKey key;
-    key.kind = kVaeGradient;
-    key.x = x;
-    key.y = y;
-    key.batch = static_cast<std::int64_t>(eps);  // the ε pointer the graph reads
-    key.rows = rows;
-    run(key, stream, [&](cudaStream_t st) {
-      if (dtype_ == DType::Float32) enqueue<float>(st, a);
-      else enqueue<double>(st, a);
-    });
-    download(stream);
-  } catch (...) {
-    settle(stream);
-    throw;
-  }
+  Args a;
+  a.x = reinterpret_cast<const void*>(x);
+  a.y = reinterpret_cast<const void*>(y);
+  a.eps = reinterpret_cast<const void*>(eps);
+  a.rows = rows;
+  a.check_inputs = true;
+  GraphKey key;
+  key.kind = kVaeGradient;
+  key.x = x;
+  key.y = y;
+  key.batch = static_cast<std::int64_t>(eps);  // the ε pointer the graph reads
+  key.rows = rows;
+  run_step(key, rows, false, stream, [&](cudaStream_t st) {
+    if (dtype_ == DType::Float32) enqueue<float>(st, a);
+    else enqueue<double>(st, a);
+  });
   const CompositeControl& r = result();
   if (r.bad_x) throw InvalidArgument("X: contains NaN or infinity");
   if (r.bad_y) throw InvalidArgument("Y: contains NaN or infinity");
@@ -707,30 +703,18 @@ double CudaGan::discriminator_step(std::uintptr_t real, std::int64_t rows,
   d_->check_row_count(rows, "X");
   d_->check_matrix("X", real, rows, cfg_.n_features);
   check_room(rows, "X", 0.0);
-  begin(stream);
-  bool uploaded = false;
-  try {
-    reserve(rows);
-    upload(stream);
-    uploaded = true;
-    DArgs a;
-    a.x = reinterpret_cast<const void*>(real);
-    a.rows = rows;
-    a.check_inputs = true;
-    GraphKey key;
-    key.kind = kGanD;
-    key.x = real;
-    key.rows = rows;
-    run(key, stream, [&](cudaStream_t st) {
-      if (dtype_ == DType::Float32) enqueue_d<float>(st, a);
-      else enqueue_d<double>(st, a);
-    });
-    download(stream);
-  } catch (...) {
-    settle(stream);
-    if (uploaded && read_control_now()) apply_counters(result());
-    throw;
-  }
+  DArgs a;
+  a.x = reinterpret_cast<const void*>(real);
+  a.rows = rows;
+  a.check_inputs = true;
+  GraphKey key;
+  key.kind = kGanD;
+  key.x = real;
+  key.rows = rows;
+  run_step(key, rows, true, stream, [&](cudaStream_t st) {
+    if (dtype_ == DType::Float32) enqueue_d<float>(st, a);
+    else enqueue_d<double>(st, a);
+  });
   const CompositeControl& r = result();
   if (r.bad_x) throw InvalidArgument("X: contains NaN or infinity");
   apply_counters(r);
@@ -740,29 +724,17 @@ double CudaGan::discriminator_step(std::uintptr_t real, std::int64_t rows,
 double CudaGan::generator_step(std::int64_t rows, cudaStream_t stream) {
   DeviceGuard guard(device_);
   check_room(rows, "batch_size", 0.0);
-  begin(stream);
-  bool uploaded = false;
-  try {
-    reserve(rows);
-    upload(stream);
-    uploaded = true;
-    GArgs a;
-    a.rows = rows;
-    a.update = true;
-    a.draws = true;
-    GraphKey key;
-    key.kind = kGanG;
-    key.rows = rows;
-    run(key, stream, [&](cudaStream_t st) {
-      if (dtype_ == DType::Float32) enqueue_g<float>(st, a);
-      else enqueue_g<double>(st, a);
-    });
-    download(stream);
-  } catch (...) {
-    settle(stream);
-    if (uploaded && read_control_now()) apply_counters(result());
-    throw;
-  }
+  GArgs a;
+  a.rows = rows;
+  a.update = true;
+  a.draws = true;
+  GraphKey key;
+  key.kind = kGanG;
+  key.rows = rows;
+  run_step(key, rows, true, stream, [&](cudaStream_t st) {
+    if (dtype_ == DType::Float32) enqueue_g<float>(st, a);
+    else enqueue_g<double>(st, a);
+  });
   const CompositeControl& r = result();
   apply_counters(r);
   return r.loss;
@@ -774,27 +746,18 @@ double CudaGan::generator_loss_and_gradient(std::uintptr_t z, std::int64_t rows,
   g_->check_row_count(rows, "Z");
   g_->check_matrix("Z", z, rows, cfg_.n_latent);
   check_room(rows, "Z", 0.0);
-  begin(stream);
-  try {
-    reserve(rows);
-    upload(stream);
-    GArgs a;
-    a.z = reinterpret_cast<const void*>(z);
-    a.rows = rows;
-    a.check_inputs = true;
-    GraphKey key;
-    key.kind = kGanGradient;
-    key.x = z;
-    key.rows = rows;
-    run(key, stream, [&](cudaStream_t st) {
-      if (dtype_ == DType::Float32) enqueue_g<float>(st, a);
-      else enqueue_g<double>(st, a);
-    });
-    download(stream);
-  } catch (...) {
-    settle(stream);
-    throw;
-  }
+  GArgs a;
+  a.z = reinterpret_cast<const void*>(z);
+  a.rows = rows;
+  a.check_inputs = true;
+  GraphKey key;
+  key.kind = kGanGradient;
+  key.x = z;
+  key.rows = rows;
+  run_step(key, rows, false, stream, [&](cudaStream_t st) {
+    if (dtype_ == DType::Float32) enqueue_g<float>(st, a);
+    else enqueue_g<double>(st, a);
+  });
   const CompositeControl& r = result();
   if (r.bad_x) throw InvalidArgument("Z: contains NaN or infinity");
   return r.loss;  // no counter moves: the latents are given, nothing is applied

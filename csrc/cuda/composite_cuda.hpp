@@ -90,6 +90,14 @@ class CudaComposite {
   // Runs one step's `enqueue` through the graph cache (key.generation is
   // filled in: the composite's buffers and both networks').
   void run(GraphKey& key, cudaStream_t stream, const std::function<void(cudaStream_t)>& enqueue);
+  // One call of one step: begin, reserve(rows), upload, run, download. On an
+  // error: settle and, when `counted` and the step was uploaded, the counters
+  // the step moved before it failed (apply_counters).
+  void run_step(GraphKey& key, std::int64_t rows, bool counted, cudaStream_t stream,
+                const std::function<void(cudaStream_t)>& enqueue);
+  // The row buffers for `rows` rows, and the counters a finished step moved.
+  virtual void reserve(std::int64_t rows) = 0;
+  virtual void apply_counters(const CompositeControl& c) = 0;
 
   CompositeControl* cc() const { return cc_; }
   double* partials() const { return partials_; }  // kPartials doubles, for per-block sums
@@ -159,9 +167,9 @@ class CudaVae : public CudaComposite {
   // The memory a step on `rows` rows needs (with `extra` bytes), checked
   // before any work; reserve() then grows the buffers to it.
   void check_room(std::int64_t rows, double extra) const;
-  void reserve(std::int64_t rows);
+  void reserve(std::int64_t rows) override;
   VaeLosses losses_of(const CompositeControl& c) const;
-  void apply_counters(const CompositeControl& c);
+  void apply_counters(const CompositeControl& c) override;
 
   VaeConfig cfg_;
   std::unique_ptr<CudaNetwork> enc_, dec_;
@@ -203,8 +211,8 @@ class CudaGan : public CudaComposite {
   // The CPU's row-count check naming `name` (2·rows must be a 32-bit count),
   // then the memory (with `extra` bytes), before any work; reserve() grows.
   void check_room(std::int64_t rows, const char* name, double extra) const;
-  void reserve(std::int64_t rows);
-  void apply_counters(const CompositeControl& c);
+  void reserve(std::int64_t rows) override;
+  void apply_counters(const CompositeControl& c) override;
 
   GanConfig cfg_;
   std::unique_ptr<CudaNetwork> g_, d_;
