@@ -13,6 +13,7 @@
 
 #include "core/errors.hpp"
 #include "core/limits.hpp"
+#include "core/zeroed.hpp"
 #include "cpu/thread_pool.hpp"
 
 namespace fusedae {
@@ -21,14 +22,9 @@ namespace {
 
 bool finite(double v) { return std::isfinite(v); }
 
-void* aligned_zeros(std::size_t bytes) {
-  // 64-byte alignment: one AVX-512 register, one cache line.
-  const std::size_t rounded = ((bytes + 63) / 64) * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded == 0 ? 64 : rounded);
-  return p;
-}
+// 64-byte alignment: one AVX-512 register, one cache line. Pages stay
+// unbacked until written (core/zeroed.hpp).
+void* aligned_zeros(std::size_t bytes) { return zeroed_alloc(bytes); }
 
 }  // namespace
 
@@ -184,15 +180,15 @@ Network::Network(const NetworkConfig& cfg) : cfg_(cfg) {
 
 Network::~Network() {
   free_workspace();
-  std::free(params_);
-  std::free(grads_);
-  std::free(state0_);
-  std::free(state1_);
-  std::free(perm_);
-  std::free(partials_);
-  std::free(batch_x_);
-  std::free(batch_y_);
-  std::free(slab_);
+  zeroed_free(params_);
+  zeroed_free(grads_);
+  zeroed_free(state0_);
+  zeroed_free(state1_);
+  zeroed_free(perm_);
+  zeroed_free(partials_);
+  zeroed_free(batch_x_);
+  zeroed_free(batch_y_);
+  zeroed_free(slab_);
 }
 
 void Network::set_optimizer(const OptimizerConfig& opt) {
@@ -203,13 +199,14 @@ void Network::set_optimizer(const OptimizerConfig& opt) {
 
 void Network::reset_optimizer_state() {
   const std::size_t bytes = static_cast<std::size_t>(n_params_) * dtype_size(cfg_.dtype);
-  std::memset(state0_, 0, bytes);
-  std::memset(state1_, 0, bytes);
+  // Only pages that were written: SGD's state stays unbacked.
+  zeroed_clear(state0_, bytes);
+  zeroed_clear(state1_, bytes);
   optimizer_steps = 0;
 }
 
 void Network::free_workspace() {
-  for (void* p : owned_) std::free(p);
+  for (void* p : owned_) zeroed_free(p);
   owned_.clear();
 }
 
@@ -441,7 +438,7 @@ void Network::reserve_threads(int threads) {
   // product's sums for a block of kNzBlock rows (cpu/kernels.inl).
   const std::int64_t slab_rows = std::max(n_[0], rows_capacity_);
   if (nz_row_val_ && (threads > slab_threads_ || slab_rows > slab_rows_)) {
-    std::free(slab_);
+    zeroed_free(slab_);
     slab_ = nullptr;
     slab_stride_ = (slab_rows + kNzBlock) * 64;
     slab_ = aligned_zeros(static_cast<std::size_t>(threads * slab_stride_) *
@@ -450,7 +447,7 @@ void Network::reserve_threads(int threads) {
     slab_rows_ = slab_rows;
   }
   if (threads <= threads_capacity_) return;
-  std::free(partials_);
+  zeroed_free(partials_);
   partials_ = nullptr;
   threads_capacity_ = 0;
   part_stride_ = ((max_width_ + 1 + 7) / 8) * 8;  // whole cache lines per thread
@@ -462,8 +459,8 @@ void Network::reserve_threads(int threads) {
 void Network::reserve_batch(std::int64_t rows) {
   reserve_rows(rows);
   if (rows <= batch_capacity_) return;
-  std::free(batch_x_);
-  std::free(batch_y_);
+  zeroed_free(batch_x_);
+  zeroed_free(batch_y_);
   batch_x_ = batch_y_ = nullptr;
   batch_capacity_ = 0;
   const std::size_t es = dtype_size(cfg_.dtype);
@@ -474,7 +471,7 @@ void Network::reserve_batch(std::int64_t rows) {
 
 void Network::reserve_permutation(std::int64_t rows) {
   if (rows <= perm_capacity_) return;
-  std::free(perm_);
+  zeroed_free(perm_);
   perm_ = nullptr;
   perm_capacity_ = 0;
   perm_ = static_cast<std::int64_t*>(aligned_zeros(sizeof(std::int64_t) * rows));

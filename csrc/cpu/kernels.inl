@@ -568,7 +568,8 @@ template <class T, int NV>
 static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
                              std::int64_t nts, std::int64_t stride, std::int64_t i0,
                              std::int64_t i1, const T* slab, std::int64_t m_rows,
-                             std::int64_t cw, T* out, std::int64_t ldo, T* acc_storage) {
+                             std::int64_t cw, T* out, std::int64_t ldo, T* acc_storage,
+                             bool update, T alpha, T beta) {
   using V = typename Vec64<T>::type;
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
@@ -628,6 +629,20 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
     const int full = static_cast<int>(cw / W);
     for (int r = 0; r < nb; ++r) {
       T* o = out + (ib + r - i0) * ldo;
+      if (update) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+          if (v < full) {
+            V a, c;
+            std::memcpy(&a, &acc[r][v * W], sizeof(V));
+            std::memcpy(&c, o + v * W, sizeof(V));
+            c = beta * c + alpha * a;
+            std::memcpy(o + v * W, &c, sizeof(V));
+          }
+        for (std::int64_t j = static_cast<std::int64_t>(full) * W; j < cw; ++j)
+          o[j] = beta * o[j] + alpha * acc[r][j];
+        continue;
+      }
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v)
         if (v < full) std::memcpy(o + v * W, &acc[r][v * W], sizeof(V));
@@ -642,12 +657,14 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
 // tile_end[i·nts + t] (list_row_nonzeros, list_column_nonzeros). Columns go in
 // slabs of four vectors (64 floats, 32 doubles), each first copied,
 // zero-padded, into `slab` (m_rows × 4 vectors, 64-byte aligned); `acc` is
-// kNzBlock × 4 vectors of aligned scratch.
+// kNzBlock × 4 vectors of aligned scratch. With `update`, out = beta·out +
+// alpha·product instead (an SGD step folded into dW_1: out is W_1).
 template <class T>
 static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
                                std::int64_t nts, std::int64_t stride, std::int64_t i0,
                                std::int64_t i1, const T* M, std::int64_t m_rows, std::int64_t N,
-                               T* out, std::int64_t ldo, T* slab, T* acc) {
+                               T* out, std::int64_t ldo, T* slab, T* acc, bool update = false,
+                               T alpha = T(1), T beta = T(0)) {
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
   for (std::int64_t c0 = 0; c0 < N; c0 += C) {
@@ -655,7 +672,8 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
     copy_slab(M, m_rows, N, c0, cw, slab);
     T* o = out + c0;
 #define FUSEDAE_SLAB(nv) \
-  slab_times_dense<T, nv>(val, idx, tile_end, nts, stride, i0, i1, slab, m_rows, cw, o, ldo, acc)
+  slab_times_dense<T, nv>(val, idx, tile_end, nts, stride, i0, i1, slab, m_rows, cw, o, ldo, acc, \
+                          update, alpha, beta)
     switch ((cw + W - 1) / W) {
       case 1: FUSEDAE_SLAB(1); break;
       case 2: FUSEDAE_SLAB(2); break;

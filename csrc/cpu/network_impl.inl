@@ -8,7 +8,8 @@
 //   sparsity  ρ̂ = sums/B clamped, KL added to the loss, s = β(-ρ/ρ̂ + (1-ρ)/(1-ρ̂))/B
 //   backward  dW_l = A_{l-1}ᵀ·δ_l (GEMM, written straight into the gradient)
 //             G = δ_l·W_lᵀ (GEMM), then one epilogue: δ_{l-1} = (G + s)⊙f'(A_{l-1}), db
-//   update    one optimizer sweep per parameter segment, λW folded in
+//   update    one optimizer sweep per parameter segment, λW folded in; plain
+//             SGD instead rides in the dW GEMMs (W ← (1-lr·λ)W - lr·A_{l-1}ᵀδ_l)
 
 template <class T> class NetworkImpl final : public Network {
  public:
@@ -223,6 +224,7 @@ template <class T> class NetworkImpl final : public Network {
     Batch batch;
     std::int64_t B;
     bool update;            // false: loss and gradient only
+    bool fused_sgd = false;  // an SGD update folded into the products; grads() untouched
     Phase phase = Phase::Full;
     T* dx = nullptr;        // if set: dJ/dX (B × n_0), from W_1 before any update
     bool weight_grads = true;   // false: only δs (and dx), no dW/db (a frozen network)
@@ -363,7 +365,7 @@ template <class T> class NetworkImpl final : public Network {
       double loss = 0.0;
       for (int t = 0; t < nt; ++t) loss += part_scalar(t)[0];
       loss /= static_cast<double>(B);
-      if (j.weight_grads) reduce_bias_grad(L_, 0, nt);
+      if (j.weight_grads && !j.fused_sgd) reduce_bias_grad(L_, 0, nt);
       if (sl) {
         for (std::int64_t c = 0; c < n_[sl]; ++c) {
           double s = 0.0;
@@ -381,45 +383,47 @@ template <class T> class NetworkImpl final : public Network {
 
   // Backward from δ_L (in out_, db_L's partial sums in column-sum set 0) to
   // dW_1 (and dX when asked), then this thread's share of the optimizer.
+  //
+  // A plain SGD step (j.fused_sgd) is folded into the weight-gradient
+  // products instead: each thread's rows of W_l become (1 - lr·λ)·W_l -
+  // lr·A_{l-1}ᵀ·δ_l in one GEMM (beta and alpha), and each bias is updated
+  // where its column sums are reduced. That saves the gradient buffer (no
+  // page of it is written) and the optimizer's pass over every parameter. A
+  // layer's product then waits until every thread has read W_l for its δ_{l-1}.
   void backward_part(StepJob& j, int tid, int nt, const T* x, std::int64_t r0, std::int64_t r1,
                      int sl) {
     const std::int64_t B = j.B, m = r1 - r0;
-    // Backward.
+    const bool fused = j.fused_sgd;
+    const T lr = static_cast<T>(opt_.learning_rate);
+    const double lam = cfg_.weight_decay;
+    double sumsq = 0.0;
+    if (fused && tid == 0) apply_bias_grad(L_, 0, nt, lr);  // the loss is finite: update
     T* delta = static_cast<T*>(out_);
     int parity = 1;
     for (int l = L_; l >= 1; --l) {
-      const T* a_in = l == 1 ? x : A(l - 1);
-      const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
-      // dW_l = A_{l-1}ᵀ·δ_l over the whole batch; this thread's rows of dW.
-      std::int64_t i0, i1;
-      split(n_[l - 1], tid, nt, &i0, &i1);
       if (!j.weight_grads) {
         // a frozen network: only the δs (and dX) are wanted
-      } else if (l == 1 && sparse_batch(B, nt)) {
-        // Whole tiles of X's columns per thread (list_column_nonzeros).
-        std::int64_t t0, t1;
-        split(nz_tiles(n_[0]), tid, nt, &t0, &t1);
-        i0 = t0 * kNzTile;
-        i1 = t1 * kNzTile < n_[0] ? t1 * kNzTile : n_[0];
-        list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
-                             n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
-                             nz_col_row_, nz_col_end_);
-        sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
-                           nz_tiles(rows_capacity_), nz_stride(rows_capacity_), i0, i1, delta, B, n,
-                           G() + w_off_[1] + i0 * n, n, slab(tid), block_sums(tid));
-      } else if (i1 > i0) {
-        blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), T(1),
-                   a_in + i0, k, delta, n, T(0), G() + w_off_[l] + i0 * n, n);
+      } else if (!fused) {
+        weight_product(l, tid, nt, l == 1 ? x : A(l - 1), delta, B, G() + w_off_[l], false, T(1),
+                       T(0));
       }
       if (l == 1) {
         // dX = δ_1·W_1ᵀ, this thread's rows, from W_1 as it was in the forward pass
         // (the update waits for every thread below).
+        const int k = static_cast<int>(n_[0]), n = static_cast<int>(n_[1]);
         if (j.dx && m > 0)
           blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(1), n,
                      T(0), j.dx + r0 * k, k);
+        if (fused) {
+          if (j.dx) sync(nt);
+          sumsq += weight_sgd(1, tid, nt, x, delta, B, lr, lam);
+        }
         break;
       }
+      const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
       T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
+      // g held δ_{l+2}, which a slower thread's in-place product may still read.
+      if (fused && l <= L_ - 2) sync(nt);
       if (m > 0)
         blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(l), n,
                    T(0), g + r0 * k, k);
@@ -429,11 +433,20 @@ template <class T> class NetworkImpl final : public Network {
       with_activation<HiddenDelta<T>>(cfg_.activations[l - 2], g + r0 * k, m, n_[l - 1],
                                       A(l - 1) + r0 * k, s, cs);
       sync(nt);
+      // Every thread has read W_l: its rows can be updated.
+      if (fused) sumsq += weight_sgd(l, tid, nt, A(l - 1), delta, B, lr, lam);
       // Thread 0 reduces this layer's db while the others start on dW_{l-1};
       // the next layer writes the other set of partial sums.
-      if (tid == 0 && j.weight_grads) reduce_bias_grad(l - 1, parity, nt);
+      if (tid == 0 && j.weight_grads) {
+        if (fused) apply_bias_grad(l - 1, parity, nt, lr);
+        else reduce_bias_grad(l - 1, parity, nt);
+      }
       parity ^= 1;
       delta = g;
+    }
+    if (fused) {
+      part_scalar(tid)[1] = sumsq;
+      return;
     }
     if (!j.update) return;
     sync(nt);  // every gradient, db included, is complete
@@ -443,7 +456,6 @@ template <class T> class NetworkImpl final : public Network {
     split(n_params_, tid, nt, &p0, &p1);
     T* s0 = static_cast<T*>(state0_);
     T* s1 = static_cast<T*>(state1_);
-    double sumsq = 0.0;
     for (int l = 1; l <= L_; ++l) {
       const std::int64_t segs[2][2] = {{w_off_[l], w_off_[l] + n_[l - 1] * n_[l]},
                                        {b_off_[l], b_off_[l] + n_[l]}};
@@ -456,6 +468,58 @@ template <class T> class NetworkImpl final : public Network {
       }
     }
     part_scalar(tid)[1] = sumsq;
+  }
+
+  // The rows of dW_l this thread computes: a share of the n_{l-1}, or whole
+  // tiles of X's columns on the nonzero path (list_column_nonzeros), which
+  // it returns true for.
+  bool weight_rows(int l, int tid, int nt, std::int64_t B, std::int64_t* i0, std::int64_t* i1) {
+    if (l == 1 && sparse_batch(B, nt)) {
+      std::int64_t t0, t1;
+      split(nz_tiles(n_[0]), tid, nt, &t0, &t1);
+      *i0 = t0 * kNzTile;
+      *i1 = t1 * kNzTile < n_[0] ? t1 * kNzTile : n_[0];
+      return true;
+    }
+    split(n_[l - 1], tid, nt, i0, i1);
+    return false;
+  }
+
+  // This thread's rows of dst (n_{l-1} × n_l) = A_{l-1}ᵀ·δ_l over the whole
+  // batch, or with `update` beta·dst + alpha·A_{l-1}ᵀ·δ_l.
+  void weight_product(int l, int tid, int nt, const T* a_in, const T* delta, std::int64_t B,
+                      T* dst, bool update, T alpha, T beta) {
+    const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
+    std::int64_t i0, i1;
+    if (weight_rows(l, tid, nt, B, &i0, &i1)) {
+      list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
+                           n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
+                           nz_col_row_, nz_col_end_);
+      sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
+                         nz_tiles(rows_capacity_), nz_stride(rows_capacity_), i0, i1, delta, B, n,
+                         dst + i0 * n, n, slab(tid), block_sums(tid), update, alpha, beta);
+    } else if (i1 > i0) {
+      blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), alpha,
+                 a_in + i0, k, delta, n, update ? beta : T(0), dst + i0 * n, n);
+    }
+  }
+
+  // The fused SGD step on this thread's rows of W_l:
+  // W ← (1 - lr·λ)·W - lr·A_{l-1}ᵀ·δ_l. Returns Σw² of those rows before the
+  // update (their share of the decay term).
+  double weight_sgd(int l, int tid, int nt, const T* a_in, const T* delta, std::int64_t B, T lr,
+                    double lam) {
+    double sumsq = 0.0;
+    if (lam > 0) {
+      std::int64_t i0, i1;
+      weight_rows(l, tid, nt, B, &i0, &i1);
+      const T* w = W(l) + i0 * n_[l];
+      const std::int64_t count = (i1 - i0) * n_[l];
+      for (std::int64_t i = 0; i < count; ++i) sumsq += static_cast<double>(w[i]) * w[i];
+    }
+    const T beta = T(1) - lr * static_cast<T>(lam);
+    weight_product(l, tid, nt, a_in, delta, B, W(l), true, -lr, beta);
+    return sumsq;
   }
 
   T* slab(int tid) { return static_cast<T*>(slab_) + tid * slab_stride_; }
@@ -537,6 +601,16 @@ template <class T> class NetworkImpl final : public Network {
     }
   }
 
+  // The fused SGD step of b_l from the same sums: b ← b - lr·db.
+  void apply_bias_grad(int l, int parity, int nt, T lr) {
+    T* b = Bias(l);
+    for (std::int64_t c = 0; c < n_[l]; ++c) {
+      double s = 0.0;
+      for (int t = 0; t < nt; ++t) s += part_colsum(parity, t)[c];
+      b[c] -= lr * static_cast<T>(s);
+    }
+  }
+
   // β·Σ KL(ρ‖ρ̂_n) and the per-unit term s_n of the backward epilogue, with ρ̂
   // clamped to [ε, 1-ε] (docs/math.md).
   double sparsity_term(int sl, std::int64_t B) {
@@ -556,6 +630,7 @@ template <class T> class NetworkImpl final : public Network {
   double step(const Batch& batch, std::int64_t B) {
     StepJob job{this, batch, B, true};
     job.t = optimizer_steps + 1;
+    job.fused_sgd = opt_.kind == Optimizer::SGD;
     dispatch(B, &StepJob::task, &job);
     if (!std::isfinite(job.loss)) return job.loss;  // parameters and state untouched
     optimizer_steps = job.t;
