@@ -226,8 +226,8 @@ double Network::workspace_bytes(std::int64_t rows) const {
     const double lists = r * static_cast<double>(nz_stride(n_[0])) +
                          n0 * static_cast<double>(nz_stride(rows));
     bytes += lists * (es + 4.0) +
-             8.0 * (r * static_cast<double>(nz_tiles(n_[0])) +
-                    n0 * static_cast<double>(nz_tiles(rows)));
+             8.0 * (r * static_cast<double>(nz_bounds(n_[0])) +
+                    n0 * static_cast<double>(nz_bounds(rows)));
     bytes += static_cast<double>(ThreadPool::instance().size()) *
              (std::max(n0, r) + static_cast<double>(kNzBlock)) * 64.0 * es;
   }
@@ -278,10 +278,10 @@ void Network::reserve_rows(std::int64_t rows) {
     const std::int64_t row_lists = rows * nz_stride(n_[0]), col_lists = n_[0] * nz_stride(rows);
     nz_row_val_ = take(row_lists);
     nz_row_col_ = static_cast<std::int32_t*>(take_bytes(4 * row_lists));
-    nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows * nz_tiles(n_[0])));
+    nz_row_end_ = static_cast<std::int64_t*>(take_bytes(8 * rows * nz_bounds(n_[0])));
     nz_col_val_ = take(col_lists);
     nz_col_row_ = static_cast<std::int32_t*>(take_bytes(4 * col_lists));
-    nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0] * nz_tiles(rows)));
+    nz_col_end_ = static_cast<std::int64_t*>(take_bytes(8 * n_[0] * nz_bounds(rows)));
   }
   rows_capacity_ = rows;
 }

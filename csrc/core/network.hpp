@@ -47,13 +47,14 @@ constexpr std::int64_t kSparseMaxRows = 8192;
 // (cpu/kernels.inl, slab_times_dense).
 constexpr std::int64_t kNzTile = 128;
 inline std::int64_t nz_tiles(std::int64_t n) { return (n + kNzTile - 1) / kNzTile; }
+// Each list's bounds: where it starts, then where each of its tiles ends.
+inline std::int64_t nz_bounds(std::int64_t n) { return nz_tiles(n) + 1; }
 // The nonzero product's blocks of output rows, whose sums it keeps across the
 // tiles in per-thread scratch of kNzBlock × 64 elements (after the slab).
 constexpr std::int64_t kNzBlock = 256;
-// Lists of up to n entries start nz_stride(n) entries apart: 16 more than n,
-// so that lists of a power-of-two length (W-wide's 1024) do not start a
-// multiple of 4 KiB apart, where every list's next entry falls in the same
-// L1 set (listing X by columns took 10 ns per entry there).
+// Lists of up to n entries are reserved nz_stride(n) entries each: 16 more
+// than n, room for the 16-entry stores that write a row's list (a thread
+// packs its lists from the start of its region: cpu/kernels.inl).
 inline std::int64_t nz_stride(std::int64_t n) { return n + 16; }
 
 struct NetworkConfig {
@@ -232,14 +233,15 @@ class Network {
 
   // Mostly-zero inputs (MNIST-like: 80% zeros) skip the zeros in the two
   // GEMMs that read X: X's nonzeros listed by rows (forward) and by columns
-  // (dW_1). Each thread fills its own region, so no offsets are shared:
-  // row m's entries start at m·nz_stride(n0), column k's at k·nz_stride(rows_capacity_).
-  void* nz_row_val_ = nullptr;            // dtype, rows × n0
+  // (dW_1). Each thread packs its lists into its own region, so no offsets
+  // are shared: rows [r0, r1)'s from r0·nz_stride(n0), columns [k0, k1)'s
+  // from k0·nz_stride(rows_capacity_). Only the written pages are resident.
+  void* nz_row_val_ = nullptr;            // dtype, rows × nz_stride(n0)
   std::int32_t* nz_row_col_ = nullptr;
-  std::int64_t* nz_row_end_ = nullptr;    // rows × nz_tiles(n0): where each tile of row m's entries ends
-  void* nz_col_val_ = nullptr;            // dtype, n0 × rows
+  std::int64_t* nz_row_end_ = nullptr;    // rows × nz_bounds(n0): row m's start and tile ends
+  void* nz_col_val_ = nullptr;            // dtype, n0 × nz_stride(rows)
   std::int32_t* nz_col_row_ = nullptr;
-  std::int64_t* nz_col_end_ = nullptr;    // n0 × nz_tiles(rows): the same for column k's
+  std::int64_t* nz_col_end_ = nullptr;    // n0 × nz_bounds(rows): the same for column k
   // Per-thread copy of a 64-column slab of W_1 or δ_1, contiguous: slab rows
   // of the original are 4 KiB apart in W-wide, which maps them onto a few L2
   // sets; packed, they share no sets.

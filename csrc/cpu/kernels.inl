@@ -429,34 +429,42 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 
 // The nonzero lists are cut into tiles of kNzTile columns of x (for X·W_1)
 // or rows of the batch (for Xᵀ·δ_1): the rows of the dense operand a tile's
-// entries read, 32 KiB of one slab (slab_times_dense). Each list records where
-// every tile's entries end, tile_end[list·n_tiles + t], so the product's
-// loops run a known count instead of testing each entry's index.
-// (kNzTile and nz_tiles: core/network.hpp, which sizes the lists.)
+// entries read, 32 KiB of one slab (slab_times_dense). Each list records
+// where it starts and where every tile's entries end, bounds[list·nb + t]
+// (nb = nz_bounds(n): the start, then one end per tile), so the product's
+// loops run a known count instead of testing each entry's index. A thread's
+// lists are packed one after the other from the start of its region of the
+// reservation (sized for a dense batch): an MNIST-like batch writes a fifth of
+// those pages, and the rest are never made resident (core/zeroed.hpp).
+// (kNzTile, nz_tiles and nz_bounds: core/network.hpp, which sizes the lists.)
 
-// Lists the nonzeros of rows [r0, r1) of x (n0 columns) in column order: row
-// m's entries run from m·stride (stride = nz_stride(n0)) to
-// tile_end[m·nz_tiles(n0) + last]. Branch-free: on these inputs a branch
+// Lists the nonzeros of rows [r0, r1) of x (n0 columns) in column order, from
+// r0·stride (stride = nz_stride(n0)) on, each row's list starting at a
+// multiple of 16 entries: row m's run from bounds[m·nb] to
+// bounds[m·nb + nb - 1]. Branch-free: on these inputs a branch
 // per entry is mispredicted about every third entry, which made this listing
 // cost as much as the product it serves. Each chunk (or entry) is written at
-// p whatever it holds and p advances by its nonzero count; p <= m·stride + k,
-// so no write leaves row m's region.
+// p whatever it holds and p advances by its nonzero count; a row's list and
+// the chunk written past its end take at most n0 + 15 entries and the next
+// row's starts within 15 of its end, so row j of the thread starts before
+// (r0 + j)·stride and no write leaves the thread's region.
 template <class T>
 static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t n0,
                               std::int64_t stride, T* val, std::int32_t* col,
-                              std::int64_t* tile_end) {
-  const std::int64_t nts = nz_tiles(n0);
+                              std::int64_t* bounds) {
+  const std::int64_t nb = nz_bounds(n0);
+  std::int64_t p = r0 * stride;
   for (std::int64_t m = r0; m < r1; ++m) {
     const T* row = x + m * n0;
-    std::int64_t* te = tile_end + m * nts;
-    std::int64_t p = m * stride;
+    std::int64_t* te = bounds + m * nb;
+    te[0] = p;
     std::int64_t k = 0;
 #ifdef __AVX512F__
     // kNzTile is a multiple of both chunk widths: a tile ends between chunks.
     if constexpr (sizeof(T) == 4) {
       const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
       for (; k + 16 <= n0; k += 16) {
-        if (k > 0 && k % kNzTile == 0) te[k / kNzTile - 1] = p;
+        if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
         const __m512 v = _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
         const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
         const __m512i c = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(k)));
@@ -467,7 +475,7 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     } else {
       const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       for (; k + 8 <= n0; k += 8) {
-        if (k > 0 && k % kNzTile == 0) te[k / kNzTile - 1] = p;
+        if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
         const __m512d v = _mm512_loadu_pd(reinterpret_cast<const double*>(row) + k);
         const __mmask8 nz = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
         const __m256i c = _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(k)));
@@ -478,44 +486,53 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     }
 #endif
     for (; k < n0; ++k) {
-      if (k > 0 && k % kNzTile == 0) te[k / kNzTile - 1] = p;
+      if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
       val[p] = row[k];
       col[p] = static_cast<std::int32_t>(k);
       p += row[k] != T(0);
     }
-    te[nts - 1] = p;
+    te[nb - 1] = p;
+    p = (p + 15) & ~std::int64_t(15);  // the next list starts on a cache line (float)
   }
 }
 
-// From the row lists of all B rows (row m's from m·nz_stride(n0)), lists the
-// nonzeros of columns [i0, i1) (i0 a multiple of kNzTile, i1 one or n0):
-// column k's entries (row, value) run from k·nz_stride(cap) to
-// tile_end[k·nz_tiles(cap) + nz_tiles(B) - 1], rows
+// From the row lists of all B rows (list_row_nonzeros), lists the nonzeros
+// of columns [i0, i1) (i0 a multiple of kNzTile, i1 one or n0), packed from
+// i0·nz_stride(cap) on: column k's entries (row, value) run from
+// bounds[k·nb] to bounds[k·nb + nz_tiles(B)] (nb = nz_bounds(cap)), rows
 // ascending, cut into tiles of kNzTile batch rows. One tile of columns at a
-// time, from the row lists' tile ends: the entries go to 128 columns' lists
-// at once, whose ends stay in L1 and whose pages stay in the TLB (all of
-// [i0, i1) at once, with a binary search per row for i0, took 10 ns per
-// entry on W-wide, where each column's list is 4 KiB from the next).
+// time, from the row lists' tile ends: the tile's entries are first counted
+// per column (which places each column's list), then go to 128 columns'
+// lists at once, whose ends stay in L1 and whose pages stay in the TLB (all
+// of [i0, i1) at once, with a binary search per row for i0, took 10 ns per
+// entry on W-wide, where each column's list was 4 KiB from the next).
 template <class T>
 static void list_column_nonzeros(const T* rval, const std::int32_t* rcol,
-                                 const std::int64_t* rtile_end, std::int64_t B, std::int64_t n0,
+                                 const std::int64_t* rbounds, std::int64_t B, std::int64_t n0,
                                  std::int64_t i0, std::int64_t i1, std::int64_t cap, T* val,
-                                 std::int32_t* row, std::int64_t* tile_end) {
-  const std::int64_t rnts = nz_tiles(n0), nts = nz_tiles(cap);
-  const std::int64_t rstride = nz_stride(n0), cstride = nz_stride(cap);
-  std::int64_t* end = tile_end;  // column k's running end: its slot of the current row tile
+                                 std::int32_t* row, std::int64_t* bounds) {
+  const std::int64_t rnb = nz_bounds(n0), nb = nz_bounds(cap);
+  std::int64_t next = i0 * nz_stride(cap);  // where the next column's list starts
   for (std::int64_t t = i0 / kNzTile; t * kNzTile < i1; ++t) {
     const std::int64_t ka = t * kNzTile, kb = ka + kNzTile < i1 ? ka + kNzTile : i1;
-    for (std::int64_t k = ka; k < kb; ++k) end[k * nts] = k * cstride;
+    std::int32_t count[kNzTile] = {};
+    for (std::int64_t m = 0; m < B; ++m) {
+      const std::int64_t* rte = rbounds + m * rnb;
+      for (std::int64_t p = rte[t]; p < rte[t + 1]; ++p) ++count[rcol[p] - ka];
+    }
+    for (std::int64_t k = ka; k < kb; ++k) {
+      bounds[k * nb] = bounds[k * nb + 1] = next;
+      next += count[k - ka];
+    }
+    // bounds[k·nb + tm + 1]: column k's running end in row tile tm.
     for (std::int64_t m = 0; m < B; ++m) {
       const std::int64_t tm = m / kNzTile;
       if (m > 0 && m % kNzTile == 0) {
-        for (std::int64_t k = ka; k < kb; ++k) end[k * nts + tm] = end[k * nts + tm - 1];
+        for (std::int64_t k = ka; k < kb; ++k) bounds[k * nb + tm + 1] = bounds[k * nb + tm];
       }
-      const std::int64_t* rte = rtile_end + m * rnts;
-      const std::int64_t p1 = rte[t];
-      for (std::int64_t p = t == 0 ? m * rstride : rte[t - 1]; p < p1; ++p) {
-        const std::int64_t q = end[rcol[p] * nts + tm]++;
+      const std::int64_t* rte = rbounds + m * rnb;
+      for (std::int64_t p = rte[t]; p < rte[t + 1]; ++p) {
+        const std::int64_t q = bounds[rcol[p] * nb + tm + 1]++;
         val[q] = rval[p];
         row[q] = static_cast<std::int32_t>(m);
       }
@@ -565,9 +582,8 @@ static void copy_slab(const T* M, std::int64_t rows, std::int64_t N, std::int64_
 // (microbenchmark of X·W_1, 256 × 784 at 20% nonzeros times 784 × 196:
 // 294-350 µs with 32, 250-276 µs with 256).
 template <class T, int NV>
-static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
-                             std::int64_t nts, std::int64_t stride, std::int64_t i0,
-                             std::int64_t i1, const T* slab, std::int64_t m_rows,
+static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* bounds,
+                             std::int64_t nbounds, std::int64_t i0, std::int64_t i1, const T* slab, std::int64_t m_rows,
                              std::int64_t cw, T* out, std::int64_t ldo, T* acc_storage,
                              bool update, T alpha, T beta) {
   using V = typename Vec64<T>::type;
@@ -579,7 +595,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
     const int nb = static_cast<int>(i1 - ib < kNzBlock ? i1 - ib : kNzBlock);
     for (std::int64_t t = 0; t < tiles; ++t) {
       for (int r = 0; r < nb; ++r) {
-        const std::int64_t* te = tile_end + (ib + r) * nts;
+        const std::int64_t* te = bounds + (ib + r) * nbounds;
         V a[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
@@ -591,8 +607,8 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         V b[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) b[v] = V{};
-        std::int64_t p = t == 0 ? (ib + r) * stride : te[t - 1];
-        const std::int64_t stop = te[t];
+        std::int64_t p = te[t];
+        const std::int64_t stop = te[t + 1];
         for (; p + 1 < stop; p += 2) {
           const T x0 = val[p], x1 = val[p + 1];
           const T* s0 = slab + static_cast<std::int64_t>(idx[p]) * C;
@@ -652,18 +668,18 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
 }
 
 // out[i, :] = Σ_{p in entries of i} val[p] · M[idx[p], :] for i in [i0, i1), M
-// having m_rows rows of N columns; entry lists start at i·stride, in
-// ascending idx, with the ends of their tiles of kNzTile idx values at
-// tile_end[i·nts + t] (list_row_nonzeros, list_column_nonzeros). Columns go in
-// slabs of four vectors (64 floats, 32 doubles), each first copied,
-// zero-padded, into `slab` (m_rows × 4 vectors, 64-byte aligned); `acc` is
-// kNzBlock × 4 vectors of aligned scratch. With `update`, out = beta·out +
-// alpha·product instead (an SGD step folded into dW_1: out is W_1).
+// having m_rows rows of N columns; list i runs from bounds[i·nbounds] in
+// ascending idx, with the ends of its tiles of kNzTile idx values at
+// bounds[i·nbounds + 1 + t] (list_row_nonzeros, list_column_nonzeros).
+// Columns go in slabs of four vectors (64 floats, 32 doubles), each first
+// copied, zero-padded, into `slab` (m_rows × 4 vectors, 64-byte aligned);
+// `acc` is kNzBlock × 4 vectors of aligned scratch. With `update`, out =
+// beta·out + alpha·product instead (an SGD step folded into dW_1: out is W_1).
 template <class T>
-static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* tile_end,
-                               std::int64_t nts, std::int64_t stride, std::int64_t i0,
-                               std::int64_t i1, const T* M, std::int64_t m_rows, std::int64_t N,
-                               T* out, std::int64_t ldo, T* slab, T* acc, bool update = false,
+static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* bounds,
+                               std::int64_t nbounds, std::int64_t i0, std::int64_t i1,
+                               const T* M, std::int64_t m_rows, std::int64_t N, T* out,
+                               std::int64_t ldo, T* slab, T* acc, bool update = false,
                                T alpha = T(1), T beta = T(0)) {
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
@@ -672,7 +688,7 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
     copy_slab(M, m_rows, N, c0, cw, slab);
     T* o = out + c0;
 #define FUSEDAE_SLAB(nv) \
-  slab_times_dense<T, nv>(val, idx, tile_end, nts, stride, i0, i1, slab, m_rows, cw, o, ldo, acc, \
+  slab_times_dense<T, nv>(val, idx, bounds, nbounds, i0, i1, slab, m_rows, cw, o, ldo, acc, \
                           update, alpha, beta)
     switch ((cw + W - 1) / W) {
       case 1: FUSEDAE_SLAB(1); break;

@@ -496,7 +496,7 @@ template <class T> class NetworkImpl final : public Network {
                            n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
                            nz_col_row_, nz_col_end_);
       sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
-                         nz_tiles(rows_capacity_), nz_stride(rows_capacity_), i0, i1, delta, B, n,
+                         nz_bounds(rows_capacity_), i0, i1, delta, B, n,
                          dst + i0 * n, n, slab(tid), block_sums(tid), update, alpha, beta);
     } else if (i1 > i0) {
       blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), alpha,
@@ -546,7 +546,7 @@ template <class T> class NetworkImpl final : public Network {
     list_row_nonzeros(x, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_), nz_row_col_,
                       nz_row_end_);
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
-                       nz_tiles(n0), nz_stride(n0), r0, r1,
+                       nz_bounds(n0), r0, r1,
                        W(1), n0, n_[1], dst, n_[1], slab(tid), block_sums(tid));
   }
 
