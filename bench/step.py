@@ -1,12 +1,16 @@
 """Quick before/after check: steps/s of the engine alone on one workload.
 
     python bench/step.py D N B [--threads T] [--seconds S | --steps K] [--density P]
+    python bench/step.py D N B --epoch ROWS [--threads T] [--seconds S | --steps K] [--density P]
     python bench/step.py D N B --model vae | gan [--threads T] [--seconds S | --steps K]
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
 float32) on a batch of B rows, each entry nonzero with probability P (0.2,
 MNIST-like, by default; 1 gives dense inputs, which skip the engine's
 nonzero path), ``train_step`` in a loop for S seconds after a warm-up.
+``--epoch ROWS`` times shuffled ``fit_epoch`` calls over ROWS such rows
+instead (batches of B; the figure is still steps per second, and --steps
+counts epochs).
 ``--model vae`` and ``--model gan`` time the VAE and GAN steps of
 ``bench/cpu.py --all`` instead (their sizes are fixed there, so D N B are
 ignored: VAE 784-400-20, B 128, Adam; GAN 100-256-784 / 784-256-1, B 64, one
@@ -38,25 +42,36 @@ def main(argv=None):
                              "runs of two builds: same work, so the loss printed must agree)")
     parser.add_argument("--density", type=float, default=0.2)
     parser.add_argument("--model", choices=["sparse", "vae", "gan"], default="sparse")
+    parser.add_argument("--epoch", type=int, default=0, metavar="ROWS",
+                        help="time shuffled fit_epoch calls over ROWS rows (batches of B)")
     args = parser.parse_args(argv)
     engine.set_num_threads(args.threads)
     if args.model != "sparse":
         return generative(args)
     rng = np.random.default_rng(1234)
-    X = np.where(rng.random((args.B, args.D)) < args.density, rng.random((args.B, args.D)), 0.0)
+    rows = args.epoch or args.B
+    X = np.where(rng.random((rows, args.D)) < args.density, rng.random((rows, args.D)), 0.0)
     X = np.ascontiguousarray(X, dtype=np.float32)
     net = engine.Network([args.D, args.N, args.D], ["sigmoid", "sigmoid"], "squared_error",
                          "float32", 0.0, 1, 0.05, 3.0)
     net.init_params(0)
     net.set_optimizer("sgd", 0.1)
-    for _ in range(5):
-        net.train_step(X, X)
-    rate = timed(lambda: net.train_step(X, X), args)
+    if args.epoch:
+        steps = -(-rows // args.B)
+        net.fit_epoch(X, None, args.B, True, "none", 0.0)
+        rate = steps * timed(lambda: net.fit_epoch(X, None, args.B, True, "none", 0.0), args)
+        last = net.fit_epoch(X, None, args.B, True, "none", 0.0)[0] if args.steps > 0 else None
+    else:
+        for _ in range(5):
+            net.train_step(X, X)
+        rate = timed(lambda: net.train_step(X, X), args)
+        last = net.train_step(X, X) if args.steps > 0 else None
     flops = 10.0 * args.B * args.D * args.N
-    print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}, "
+    print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}"
+          + (f", epochs of {rows} rows" if args.epoch else "") + ", "
           f"{args.threads} thread(s): {rate:,.1f} steps/s, "
           f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})"
-          + (f", loss after: {net.train_step(X, X):.6f}" if args.steps > 0 else ""))
+          + (f", loss after: {last:.6f}" if last is not None else ""))
 
 
 def timed(step, args):

@@ -248,6 +248,46 @@ def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, lev
     assert net.epochs == 2 and net.noise_steps == noise_step
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(optimizer, dtype, rng):
+    # Each thread lists its share of a batch's nonzeros only if that share is
+    # mostly zeros; dW_1 goes through the lists only if every share was
+    # listed, else it is a GEMM over the whole batch. The first batch of the
+    # first epoch is arranged so that on two threads one share (45% nonzeros)
+    # is not listed while the whole batch (27.5%) is mostly zeros; the other
+    # batches mix by chance.
+    seed, rows, batch, sizes = 31, 150, 64, (301, 200, 301)
+    spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
+                       sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
+    before = engine.get_num_threads()
+    engine.set_num_threads(2)
+    try:
+        net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", dtype, 1e-3,
+                             1, 0.2, 0.5)
+        net.init_params(seed)
+        lr = 0.02
+        net.set_optimizer(optimizer, lr, momentum=0.8)
+        X = rng.uniform(0, 1, (rows, sizes[0]))
+        X = np.where(rng.uniform(size=X.shape) < 0.1, X, 0.0)
+        dense_rows = philox.permutation(rows, seed, 0)[:batch // 2]
+        denser = rng.uniform(0.1, 1, (len(dense_rows), sizes[0]))
+        X[dense_rows] = np.where(rng.uniform(size=denser.shape) < 0.45, denser, 0.0)
+        X = X.astype(dtype)
+        theta = net.params.astype(np.float64)
+        Ws, bs = mlp.unflatten(theta, spec)
+        ref_opt = optim.SGD(lr) if optimizer == "sgd" else optim.Momentum(lr, 0.8)
+        for epoch in range(2):
+            loss, steps, diverged = net.fit_epoch(X, None, batch, True, "none", 0.0)
+            ref_loss, _ = reference_epoch(Ws, bs, X.astype(np.float64), spec, ref_opt, batch,
+                                          seed, epoch, 0, "none", 0.0)
+            assert (steps, diverged) == (3, False)
+            assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
+        assert rel_err(net.params, theta) <= TOL[dtype]
+    finally:
+        engine.set_num_threads(before)
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes,rows,batch", [((12, 9, 4), 45, 16), ((300, 160, 10), 150, 64)],
