@@ -583,9 +583,10 @@ static void copy_slab(const T* M, std::int64_t rows, std::int64_t N, std::int64_
 // 294-350 µs with 32, 250-276 µs with 256).
 template <class T, int NV>
 static void slab_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* bounds,
-                             std::int64_t nbounds, std::int64_t i0, std::int64_t i1, const T* slab, std::int64_t m_rows,
-                             std::int64_t cw, T* out, std::int64_t ldo, T* acc_storage,
-                             bool update, T alpha, T beta) {
+                             std::int64_t nbounds, std::int64_t i0, std::int64_t i1, T* slab,
+                             std::int64_t m_rows, const T* M, std::int64_t N, std::int64_t c0,
+                             std::int64_t cw, bool per_tile, T* out, std::int64_t ldo,
+                             T* acc_storage, bool update, T alpha, T beta) {
   using V = typename Vec64<T>::type;
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
@@ -594,6 +595,11 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
   for (std::int64_t ib = i0; ib < i1; ib += kNzBlock) {
     const int nb = static_cast<int>(i1 - ib < kNzBlock ? i1 - ib : kNzBlock);
     for (std::int64_t t = 0; t < tiles; ++t) {
+      // The slab holds the whole column slab of M, or just tile t's rows.
+      const std::int64_t first = per_tile ? t * kNzTile : 0;
+      if (per_tile)
+        copy_slab(M + first * N, (first + kNzTile < m_rows ? first + kNzTile : m_rows) - first, N,
+                  c0, cw, slab);
       for (int r = 0; r < nb; ++r) {
         const std::int64_t* te = bounds + (ib + r) * nbounds;
         V a[NV];
@@ -611,8 +617,8 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         const std::int64_t stop = te[t + 1];
         for (; p + 1 < stop; p += 2) {
           const T x0 = val[p], x1 = val[p + 1];
-          const T* s0 = slab + static_cast<std::int64_t>(idx[p]) * C;
-          const T* s1 = slab + static_cast<std::int64_t>(idx[p + 1]) * C;
+          const T* s0 = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
+          const T* s1 = slab + (static_cast<std::int64_t>(idx[p + 1]) - first) * C;
 #pragma GCC unroll 4
           for (int v = 0; v < NV; ++v) {
             V u, w;
@@ -624,7 +630,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         }
         if (p < stop) {
           const T x = val[p];
-          const T* src = slab + static_cast<std::int64_t>(idx[p]) * C;
+          const T* src = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
 #pragma GCC unroll 4
           for (int v = 0; v < NV; ++v) {
             V u;
@@ -683,13 +689,18 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
                                T alpha = T(1), T beta = T(0)) {
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = 4 * W;
+  // One block of output rows reads each tile of a column slab once, so the
+  // slab can be copied a tile at a time into the first kNzTile rows of its
+  // buffer (32 KiB instead of W-mnist's 196 KiB of W_1's 784 rows, whose
+  // pages then stay unbacked); several blocks reuse a whole copied slab.
+  const bool per_tile = i1 - i0 <= kNzBlock && m_rows > 2 * kNzTile;
   for (std::int64_t c0 = 0; c0 < N; c0 += C) {
     const std::int64_t cw = N - c0 < C ? N - c0 : C;
-    copy_slab(M, m_rows, N, c0, cw, slab);
+    if (!per_tile) copy_slab(M, m_rows, N, c0, cw, slab);
     T* o = out + c0;
-#define FUSEDAE_SLAB(nv) \
-  slab_times_dense<T, nv>(val, idx, bounds, nbounds, i0, i1, slab, m_rows, cw, o, ldo, acc, \
-                          update, alpha, beta)
+#define FUSEDAE_SLAB(nv)                                                                   \
+  slab_times_dense<T, nv>(val, idx, bounds, nbounds, i0, i1, slab, m_rows, M, N, c0, cw, \
+                          per_tile, o, ldo, acc, update, alpha, beta)
     switch ((cw + W - 1) / W) {
       case 1: FUSEDAE_SLAB(1); break;
       case 2: FUSEDAE_SLAB(2); break;
