@@ -438,7 +438,8 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 // those pages, and the rest are never made resident (core/zeroed.hpp).
 // (kNzTile, nz_tiles and nz_bounds: core/network.hpp, which sizes the lists.)
 
-// Lists the nonzeros of rows [r0, r1) of x (n0 columns) in column order, from
+// Lists the nonzeros of rows [r0, r1) of x (n0 columns; row m at
+// x + rows_at[m]·n0 if rows_at is given) in column order, from
 // r0·stride (stride = nz_stride(n0)) on, each row's list starting at a
 // multiple of 16 entries: row m's run from bounds[m·nb] to
 // bounds[m·nb + nb - 1]. Branch-free: on these inputs a branch
@@ -449,13 +450,16 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 // row's starts within 15 of its end, so row j of the thread starts before
 // (r0 + j)·stride and no write leaves the thread's region.
 template <class T>
-static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t n0,
-                              std::int64_t stride, T* val, std::int32_t* col,
-                              std::int64_t* bounds) {
+static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int64_t r0,
+                              std::int64_t r1, std::int64_t n0, std::int64_t stride, T* val,
+                              std::int32_t* col, std::int64_t* bounds) {
   const std::int64_t nb = nz_bounds(n0);
   std::int64_t p = r0 * stride;
   for (std::int64_t m = r0; m < r1; ++m) {
-    const T* row = x + m * n0;
+    const T* row = x + (rows_at ? rows_at[m] : m) * n0;
+    // Scattered rows defeat the hardware prefetcher: the next row is fetched
+    // while this one is listed (one cache line per 64 bytes of columns).
+    const T* ahead = rows_at && m + 1 < r1 ? x + rows_at[m + 1] * n0 : nullptr;
     std::int64_t* te = bounds + m * nb;
     te[0] = p;
     std::int64_t k = 0;
@@ -464,6 +468,7 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     if constexpr (sizeof(T) == 4) {
       const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
       for (; k + 16 <= n0; k += 16) {
+        if (ahead) __builtin_prefetch(ahead + k);
         if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
         const __m512 v = _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
         const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
@@ -475,6 +480,7 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     } else {
       const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       for (; k + 8 <= n0; k += 8) {
+        if (ahead) __builtin_prefetch(ahead + k);
         if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
         const __m512d v = _mm512_loadu_pd(reinterpret_cast<const double*>(row) + k);
         const __mmask8 nz = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
@@ -486,6 +492,7 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     }
 #endif
     for (; k < n0; ++k) {
+      if (ahead && k % (64 / sizeof(T)) == 0) __builtin_prefetch(ahead + k);
       if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
       val[p] = row[k];
       col[p] = static_cast<std::int32_t>(k);
@@ -493,6 +500,21 @@ static void list_row_nonzeros(const T* x, std::int64_t r0, std::int64_t r1, std:
     }
     te[nb - 1] = p;
     p = (p + 15) & ~std::int64_t(15);  // the next list starts on a cache line (float)
+  }
+}
+
+// Rows [r0, r1) of X, dense (n0 columns), into dst from their lists
+// (list_row_nonzeros): an autoencoder's targets when its batch is read in
+// place, a few rows at a time into cache-resident scratch.
+template <class T>
+static void expand_listed_rows(const T* val, const std::int32_t* col, const std::int64_t* bounds,
+                               std::int64_t r0, std::int64_t r1, std::int64_t n0, T* dst) {
+  const std::int64_t nb = nz_bounds(n0);
+  for (std::int64_t m = r0; m < r1; ++m) {
+    T* d = dst + (m - r0) * n0;
+    for (std::int64_t k = 0; k < n0; ++k) d[k] = T(0);
+    const std::int64_t* te = bounds + m * nb;
+    for (std::int64_t p = te[0]; p < te[nb - 1]; ++p) d[col[p]] = val[p];
   }
 }
 

@@ -168,6 +168,10 @@ template <class T> class NetworkImpl final : public Network {
 
  private:
   static constexpr std::int64_t kForwardChunk = 256;
+  // Target rows expanded at a time for a batch read in place: one fold of
+  // the output epilogue's float sums (OutputDelta), so the sums are grouped
+  // exactly as for a copied batch.
+  static constexpr std::int64_t kTargetRows = 8;
   // Below this many multiply-add flops per call (forward, all layers) a step
   // runs on the calling thread: ~50 µs of work, where the pool's barriers
   // would cost more than they save.
@@ -315,14 +319,17 @@ template <class T> class NetworkImpl final : public Network {
       backward_part(j, tid, nt, x, r0, r1, 0);
       return;
     }
-    stage_rows(j.batch, r0, r1, &x, &y);
+    // Set when this thread's rows are read in place, through the batch's
+    // permutation (row i of the batch is row rows_at[i] of x).
+    const std::int64_t* rows_at = nullptr;
+    stage_rows(j.batch, r0, r1, tid, &x, &y, &rows_at);
 
     // Forward: every layer on this thread's rows; no thread waits for another.
     const T* a_prev = x + r0 * n_[0];
     double loss_sum = 0.0;
     for (int l = 1; l <= L_; ++l) {
       T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
-      if (l == 1) first_layer_forward(x, r0, r1, dst, tid);
+      if (l == 1) first_layer_forward(x, rows_at, r0, r1, dst, tid);
       else if (m > 0) gemm_rows(a_prev, l, dst, m);
       if (l < L_ || j.phase == Phase::ForwardOnly) {
         double* rs = nullptr;
@@ -339,21 +346,34 @@ template <class T> class NetworkImpl final : public Network {
         double* cs = part_colsum(0, tid);  // set 1 is scratch for the loss columns
         zero(cs, n_[l]);
         const T inv_b = T(1) / static_cast<T>(B);
-        const T* yr = y + r0 * n_[l];
-        switch (cfg_.loss) {
-          case Loss::BinaryCrossEntropy:
-            loss_sum = with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
-                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs,
-                part_colsum(1, tid));
-            break;
-          case Loss::CategoricalCrossEntropy:
-            loss_sum = softmax_cross_entropy_delta(dst, m, n_[l], Bias(l), yr, inv_b, cs);
-            break;
-          case Loss::SquaredError:
-            loss_sum = with_activation<OutputDelta<T, Loss::SquaredError>>(
-                cfg_.activations[l - 1], dst, m, n_[l], Bias(l), yr, inv_b, cs,
-                part_colsum(1, tid));
-            break;
+        auto output_delta = [&](T* z, std::int64_t rows, const T* yr) -> double {
+          switch (cfg_.loss) {
+            case Loss::BinaryCrossEntropy:
+              return with_activation<OutputDelta<T, Loss::BinaryCrossEntropy>>(
+                  cfg_.activations[l - 1], z, rows, n_[l], Bias(l), yr, inv_b, cs,
+                  part_colsum(1, tid));
+            case Loss::CategoricalCrossEntropy:
+              return softmax_cross_entropy_delta(z, rows, n_[l], Bias(l), yr, inv_b, cs);
+            case Loss::SquaredError:
+              return with_activation<OutputDelta<T, Loss::SquaredError>>(
+                  cfg_.activations[l - 1], z, rows, n_[l], Bias(l), yr, inv_b, cs,
+                  part_colsum(1, tid));
+          }
+          return 0.0;
+        };
+        if (!rows_at) {
+          loss_sum = output_delta(dst, m, y + r0 * n_[l]);
+        } else {
+          // The targets are the inputs, read in place: expanded from their
+          // lists kTargetRows at a time into the block-sum scratch (free
+          // once the first layer's product is done), a fold of the epilogue.
+          T* scratch = block_sums(tid);
+          for (std::int64_t g = r0; g < r1; g += kTargetRows) {
+            const std::int64_t g1 = r1 - g < kTargetRows ? r1 : g + kTargetRows;
+            expand_listed_rows(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, g,
+                               g1, n_[0], scratch);
+            loss_sum += output_delta(dst + (g - r0) * n_[l], g1 - g, scratch);
+          }
         }
       }
       a_prev = dst;
@@ -378,6 +398,14 @@ template <class T> class NetworkImpl final : public Network {
     }
     sync(nt);
     if (!std::isfinite(j.loss)) return;  // nothing more is written: no update follows
+    // A batch read in place whose dW_1 is a dense GEMM after all (some
+    // thread's share was not mostly zeros) is copied now: that GEMM reads X
+    // whole. The condition reads what every thread wrote before the barrier.
+    if (j.weight_grads && any_rows_in_place(nt) && !sparse_batch(B, nt)) {
+      if (rows_at) copy_rows(j.batch, r0, r1, static_cast<T*>(batch_x_));
+      sync(nt);
+      x = static_cast<const T*>(batch_x_);
+    }
     backward_part(j, tid, nt, x, r0, r1, sl);
   }
 
@@ -528,23 +556,27 @@ template <class T> class NetworkImpl final : public Network {
 
   // Z_1 rows [r0, r1) = X·W_1: through X's nonzeros when this thread's rows
   // are mostly zeros, else a GEMM. Records the count and the choice (part
-  // scalars 2 and 3) for the dW_1 decision after the barrier.
-  void first_layer_forward(const T* x, std::int64_t r0, std::int64_t r1, T* dst, int tid) {
+  // scalars 2 and 3) for the dW_1 decision after the barrier. Rows read in
+  // place (rows_at) were listed, and found mostly zeros, by stage_rows.
+  void first_layer_forward(const T* x, const std::int64_t* rows_at, std::int64_t r0,
+                           std::int64_t r1, T* dst, int tid) {
     const std::int64_t m = r1 - r0, n0 = n_[0];
-    // The lists exist only where the path can pay (core/network.hpp).
-    const bool possible = m > 0 && nz_row_val_ != nullptr;
-    const std::int64_t nnz = possible ? count_nonzeros(x + r0 * n0, m * n0) : m * n0;
-    const bool sparse =
-        possible && static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
-    part_scalar(tid)[2] = static_cast<double>(nnz);
-    part_scalar(tid)[3] = sparse || m == 0 ? 1.0 : 0.0;
-    if (m == 0) return;
-    if (!sparse) {
-      gemm_rows(x + r0 * n0, 1, dst, m);
-      return;
+    if (!rows_at) {
+      // The lists exist only where the path can pay (core/network.hpp).
+      const bool possible = m > 0 && nz_row_val_ != nullptr;
+      const std::int64_t nnz = possible ? count_nonzeros(x + r0 * n0, m * n0) : m * n0;
+      const bool sparse =
+          possible && static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
+      part_scalar(tid)[2] = static_cast<double>(nnz);
+      part_scalar(tid)[3] = sparse || m == 0 ? 1.0 : 0.0;
+      if (m == 0) return;
+      if (!sparse) {
+        gemm_rows(x + r0 * n0, 1, dst, m);
+        return;
+      }
+      list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
+                        nz_row_col_, nz_row_end_);
     }
-    list_row_nonzeros(x, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_), nz_row_col_,
-                      nz_row_end_);
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
                        nz_bounds(n0), r0, r1,
                        W(1), n0, n_[1], dst, n_[1], slab(tid), block_sums(tid));
@@ -562,13 +594,42 @@ template <class T> class NetworkImpl final : public Network {
   }
 
   // Copies (and corrupts) this thread's rows [r0, r1) of a gathered batch;
-  // sets the base pointers of the whole batch's inputs and targets.
-  void stage_rows(const Batch& b, std::int64_t r0, std::int64_t r1, const T** x, const T** y) {
+  // sets the base pointers of the whole batch's inputs and targets. Part
+  // scalar 4 records whether the rows were read in place instead.
+  //
+  // An autoencoder's shuffled batch without noise whose rows are mostly
+  // zeros is not copied: its nonzeros are listed straight from the caller's
+  // rows (*rows_at set), and the loss expands its targets from those lists.
+  // That saves writing a batch of inputs every step and reading it back, and
+  // the copy's pages (W-mnist: 0.77 MiB, a fifth of the bound's workspace).
+  void stage_rows(const Batch& b, std::int64_t r0, std::int64_t r1, int tid, const T** x,
+                  const T** y, const std::int64_t** rows_at) {
     const std::int64_t nin = n_[0], nout = n_[L_];
+    part_scalar(tid)[4] = 0.0;
     if (!b.gather) {
       *x = b.x + b.first * nin;
       *y = (b.y ? b.y : b.x) + b.first * nout;
       return;
+    }
+    if (b.index && b.noise == Noise::None && !b.y && nz_row_val_ && r1 > r0 &&
+        kTargetRows * nout <= kNzBlock * 64) {
+      // Listed at once, which counts them too: the lists have room for a
+      // dense batch, and a share that is not mostly zeros is copied below.
+      const std::int64_t* at = b.index + b.first;
+      const std::int64_t nb = nz_bounds(nin);
+      list_row_nonzeros(b.x, at, r0, r1, nin, nz_stride(nin), static_cast<T*>(nz_row_val_),
+                        nz_row_col_, nz_row_end_);
+      std::int64_t nnz = 0;
+      for (std::int64_t i = r0; i < r1; ++i)
+        nnz += nz_row_end_[i * nb + nb - 1] - nz_row_end_[i * nb];
+      if (static_cast<double>(nnz) <= kSparseDensity * static_cast<double>((r1 - r0) * nin)) {
+        part_scalar(tid)[2] = static_cast<double>(nnz);
+        part_scalar(tid)[3] = 1.0;
+        part_scalar(tid)[4] = 1.0;
+        *x = *y = b.x;
+        *rows_at = at;
+        return;
+      }
     }
     T* bx = static_cast<T*>(batch_x_);
     T* by = static_cast<T*>(batch_y_);
@@ -577,15 +638,30 @@ template <class T> class NetworkImpl final : public Network {
     // an autoencoder without noise uses bx for both.
     const bool noisy = b.noise != Noise::None;
     T* clean_x = noisy && !b.y ? by : bx;
-    for (std::int64_t i = r0; i < r1; ++i) {
+    copy_rows(b, r0, r1, clean_x);
+    for (std::int64_t i = r0; i < r1 && b.y; ++i) {
       const std::int64_t src = b.index ? b.index[b.first + i] : b.first + i;
-      std::memcpy(clean_x + i * nin, b.x + src * nin, sizeof(T) * nin);
-      if (b.y) std::memcpy(by + i * nout, b.y + src * nout, sizeof(T) * nout);
+      std::memcpy(by + i * nout, b.y + src * nout, sizeof(T) * nout);
     }
     if (noisy)
       corrupt(clean_x, bx, r0 * nin, r1 * nin, b.noise, b.noise_level, seed, b.noise_stream);
     *x = bx;
     *y = (b.y || noisy) ? by : bx;
+  }
+
+  // Rows [r0, r1) of a gathered batch's inputs, uncorrupted, into dst.
+  void copy_rows(const Batch& b, std::int64_t r0, std::int64_t r1, T* dst) {
+    const std::int64_t nin = n_[0];
+    for (std::int64_t i = r0; i < r1; ++i) {
+      const std::int64_t src = b.index ? b.index[b.first + i] : b.first + i;
+      std::memcpy(dst + i * nin, b.x + src * nin, sizeof(T) * nin);
+    }
+  }
+
+  bool any_rows_in_place(int nt) {
+    for (int t = 0; t < nt; ++t)
+      if (part_scalar(t)[4] != 0.0) return true;
+    return false;
   }
 
   static void zero(double* p, std::int64_t n) {
