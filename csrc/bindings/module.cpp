@@ -125,7 +125,9 @@ PYBIND11_MODULE(_engine, m) {
       .def_property_readonly("grads", [](py::object self) {
         auto& n = self.cast<Network&>();
         return param_view(self, n.grads(), n.n_params(), n.dtype(), false);
-      }, "Gradient of the last loss_and_gradient (with λW) or train_step (without it).")
+      }, "Gradient of the last loss_and_gradient (with λW), or of the last momentum or Adam "
+         "step (without it). SGD steps fold the gradient into the update and leave it as it "
+         "was.")
       .def("optimizer_state", [](py::object self, int k) {
         auto& n = self.cast<Network&>();
         if (k < 0 || k > 1) throw InvalidArgument("k: expected 0 (momentum / Adam m) or 1 (Adam v)");

@@ -410,31 +410,29 @@ template <class T> class NetworkImpl final : public Network {
   }
 
   // Backward from δ_L (in out_, db_L's partial sums in column-sum set 0) to
-  // dW_1 (and dX when asked), then this thread's share of the optimizer.
+  // dW_1 (and dX when asked), with the optimizer step, if any, layer by layer.
   //
-  // A plain SGD step (j.fused_sgd) is folded into the weight-gradient
-  // products instead: each thread's rows of W_l become (1 - lr·λ)·W_l -
-  // lr·A_{l-1}ᵀ·δ_l in one GEMM (beta and alpha), and each bias is updated
-  // where its column sums are reduced. That saves the gradient buffer (no
-  // page of it is written) and the optimizer's pass over every parameter. A
-  // layer's product then waits until every thread has read W_l for its δ_{l-1}.
+  // A step updates each thread's rows of W_l right after they are computed,
+  // while that thread's rows of dW_l are in cache, and each bias where its
+  // column sums are reduced: no pass over the whole parameter vector at the
+  // end, and no barrier before it. A plain SGD step (j.fused_sgd) goes further
+  // and folds the update into the product: each thread's rows of W_l become
+  // (1 - lr·λ)·W_l - lr·A_{l-1}ᵀ·δ_l in one GEMM (beta and alpha), so no
+  // gradient is written at all (its buffer's pages stay unbacked). Either
+  // way W_l is updated only once every thread has read it for its δ_{l-1}.
   void backward_part(StepJob& j, int tid, int nt, const T* x, std::int64_t r0, std::int64_t r1,
                      int sl) {
     const std::int64_t B = j.B, m = r1 - r0;
-    const bool fused = j.fused_sgd;
-    const T lr = static_cast<T>(opt_.learning_rate);
-    const double lam = cfg_.weight_decay;
+    const bool update = j.update;  // implies weight_grads
     double sumsq = 0.0;
-    if (fused && tid == 0) apply_bias_grad(L_, 0, nt, lr);  // the loss is finite: update
+    if (update && tid == 0) update_bias(j, L_, 0, nt);  // the loss is finite
     T* delta = static_cast<T*>(out_);
     int parity = 1;
     for (int l = L_; l >= 1; --l) {
-      if (!j.weight_grads) {
-        // a frozen network: only the δs (and dX) are wanted
-      } else if (!fused) {
+      // Gradients only (no step): dW_l at once, as δ_l is complete.
+      if (j.weight_grads && !update)
         weight_product(l, tid, nt, l == 1 ? x : A(l - 1), delta, B, G() + w_off_[l], false, T(1),
                        T(0));
-      }
       if (l == 1) {
         // dX = δ_1·W_1ᵀ, this thread's rows, from W_1 as it was in the forward pass
         // (the update waits for every thread below).
@@ -442,16 +440,16 @@ template <class T> class NetworkImpl final : public Network {
         if (j.dx && m > 0)
           blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(1), n,
                      T(0), j.dx + r0 * k, k);
-        if (fused) {
+        if (update) {
           if (j.dx) sync(nt);
-          sumsq += weight_sgd(1, tid, nt, x, delta, B, lr, lam);
+          sumsq += update_weights(j, 1, tid, nt, x, delta);
         }
         break;
       }
       const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
       T* g = delta == static_cast<T*>(ping_) ? static_cast<T*>(pong_) : static_cast<T*>(ping_);
-      // g held δ_{l+2}, which a slower thread's in-place product may still read.
-      if (fused && l <= L_ - 2) sync(nt);
+      // g held δ_{l+2}, which a slower thread's update of W_{l+2} may still read.
+      if (update && l <= L_ - 2) sync(nt);
       if (m > 0)
         blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(l), n,
                    T(0), g + r0 * k, k);
@@ -462,40 +460,53 @@ template <class T> class NetworkImpl final : public Network {
                                       A(l - 1) + r0 * k, s, cs);
       sync(nt);
       // Every thread has read W_l: its rows can be updated.
-      if (fused) sumsq += weight_sgd(l, tid, nt, A(l - 1), delta, B, lr, lam);
+      if (update) sumsq += update_weights(j, l, tid, nt, A(l - 1), delta);
       // Thread 0 reduces this layer's db while the others start on dW_{l-1};
       // the next layer writes the other set of partial sums.
       if (tid == 0 && j.weight_grads) {
-        if (fused) apply_bias_grad(l - 1, parity, nt, lr);
+        if (update) update_bias(j, l - 1, parity, nt);
         else reduce_bias_grad(l - 1, parity, nt);
       }
       parity ^= 1;
       delta = g;
     }
-    if (fused) {
-      part_scalar(tid)[1] = sumsq;
+    if (update) part_scalar(tid)[1] = sumsq;
+  }
+
+  // The step on this thread's rows of W_l; returns Σw² of those rows before
+  // the update (their share of the decay term).
+  double update_weights(const StepJob& j, int l, int tid, int nt, const T* a_in, const T* delta) {
+    const double lam = cfg_.weight_decay;
+    std::int64_t i0, i1;
+    weight_rows(l, tid, nt, j.B, &i0, &i1);
+    const std::int64_t a = w_off_[l] + i0 * n_[l], count = (i1 - i0) * n_[l];
+    if (!j.fused_sgd) {
+      weight_product(l, tid, nt, a_in, delta, j.B, G() + w_off_[l], false, T(1), T(0));
+      return optimizer_sweep<T>(opt_, j.t, P() + a, G() + a, static_cast<T*>(state0_) + a,
+                                static_cast<T*>(state1_) + a, count, lam);
+    }
+    double sumsq = 0.0;
+    if (lam > 0) {
+      const T* w = P() + a;
+      for (std::int64_t i = 0; i < count; ++i) sumsq += static_cast<double>(w[i]) * w[i];
+    }
+    const T lr = static_cast<T>(opt_.learning_rate);
+    weight_product(l, tid, nt, a_in, delta, j.B, W(l), true, -lr, T(1) - lr * static_cast<T>(lam));
+    return sumsq;
+  }
+
+  // The step of b_l from its column sums (parity: which set): SGD directly
+  // (b ← b - lr·db); otherwise db is reduced into the gradient, if that was
+  // not done already (b_L's, before the loss was known), and swept.
+  void update_bias(const StepJob& j, int l, int parity, int nt) {
+    if (j.fused_sgd) {
+      apply_bias_grad(l, parity, nt, static_cast<T>(opt_.learning_rate));
       return;
     }
-    if (!j.update) return;
-    sync(nt);  // every gradient, db included, is complete
-
-    // Optimizer: this thread's range of the flat parameter vector.
-    std::int64_t p0, p1;
-    split(n_params_, tid, nt, &p0, &p1);
-    T* s0 = static_cast<T*>(state0_);
-    T* s1 = static_cast<T*>(state1_);
-    for (int l = 1; l <= L_; ++l) {
-      const std::int64_t segs[2][2] = {{w_off_[l], w_off_[l] + n_[l - 1] * n_[l]},
-                                       {b_off_[l], b_off_[l] + n_[l]}};
-      for (int sg = 0; sg < 2; ++sg) {
-        const std::int64_t a = segs[sg][0] > p0 ? segs[sg][0] : p0;
-        const std::int64_t b = segs[sg][1] < p1 ? segs[sg][1] : p1;
-        if (b <= a) continue;
-        sumsq += optimizer_sweep<T>(opt_, j.t, P() + a, G() + a, s0 + a, s1 + a, b - a,
-                                    sg == 0 ? cfg_.weight_decay : 0.0);
-      }
-    }
-    part_scalar(tid)[1] = sumsq;
+    if (l < L_) reduce_bias_grad(l, parity, nt);
+    const std::int64_t a = b_off_[l];
+    optimizer_sweep<T>(opt_, j.t, P() + a, G() + a, static_cast<T*>(state0_) + a,
+                       static_cast<T*>(state1_) + a, n_[l], 0.0);
   }
 
   // The rows of dW_l this thread computes: a share of the n_{l-1}, or whole
@@ -530,24 +541,6 @@ template <class T> class NetworkImpl final : public Network {
       blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), alpha,
                  a_in + i0, k, delta, n, update ? beta : T(0), dst + i0 * n, n);
     }
-  }
-
-  // The fused SGD step on this thread's rows of W_l:
-  // W ← (1 - lr·λ)·W - lr·A_{l-1}ᵀ·δ_l. Returns Σw² of those rows before the
-  // update (their share of the decay term).
-  double weight_sgd(int l, int tid, int nt, const T* a_in, const T* delta, std::int64_t B, T lr,
-                    double lam) {
-    double sumsq = 0.0;
-    if (lam > 0) {
-      std::int64_t i0, i1;
-      weight_rows(l, tid, nt, B, &i0, &i1);
-      const T* w = W(l) + i0 * n_[l];
-      const std::int64_t count = (i1 - i0) * n_[l];
-      for (std::int64_t i = 0; i < count; ++i) sumsq += static_cast<double>(w[i]) * w[i];
-    }
-    const T beta = T(1) - lr * static_cast<T>(lam);
-    weight_product(l, tid, nt, a_in, delta, B, W(l), true, -lr, beta);
-    return sumsq;
   }
 
   T* slab(int tid) { return static_cast<T*>(slab_) + tid * slab_stride_; }
