@@ -186,9 +186,10 @@ def memory_table(mem):
              "count). fusedae is the estimator "
              "`fusedae.SparseAutoencoder(n_hidden=196, optimizer='sgd', learning_rate=0.1, "
              "batch_size=256, epochs=2, shuffle=True)`, after a tiny fit of the same estimator "
-             "before the baseline (its first fit imports scikit-learn and SciPy: the "
-             "'imports' column, not counted); fusedae-net is the engine alone "
-             "(`Network.fit_epoch` twice); the peers are their shuffled epoch loops, for "
+             "before the baseline (its first fit imports scikit-learn and SciPy and starts "
+             "the engine's threads, each with its OpenBLAS buffer: the 'imports' column, not "
+             "counted); fusedae-net is the engine alone (`Network.fit_epoch` twice, after a "
+             "tiny fit_epoch); the peers are their shuffled epoch loops, for "
              "context (their figures include what tracing and compiling allocate).", ""]
     head = ["implementation", "threads", "peak RSS increase (MiB)", "bytes",
             "increase / bound", "fit only (MiB)", "imports before (MiB)", "fit s"]

@@ -103,23 +103,25 @@ _MEMORY_INIT = None
 
 
 def prepare_for_memory(threads, net=False):
-    """Before the baseline: a tiny fit, so that what a process's first fit
-    sets up once is not counted as the fit's memory: the modules the
-    estimator's first fit imports (scikit-learn, SciPy: ~100 MiB), or for the
-    engine alone OpenBLAS's first buffers. For the engine, also the flat
-    vector of the reference's initial parameters, which the measured fit
-    copies into its network (making it there would count the NumPy
-    temporaries of the initialisation as the fit's memory)."""
+    """Before the baseline: a tiny fit, so that what a process sets up once
+    for its first fit is not counted as the fit's memory: the modules the
+    estimator's first fit imports (scikit-learn, SciPy: ~100 MiB), the
+    engine's pool threads and OpenBLAS's first buffer on each of them. The
+    tiny fit's steps (256 x 64, 32 hidden units) are just large enough to run
+    on every thread of the pool. For the engine alone, also the flat vector of
+    the reference's initial parameters, which the measured fit copies into its
+    network (making it there would count the NumPy temporaries of the
+    initialisation as the fit's memory)."""
     import numpy as np
-    X = np.random.default_rng(0).random((64, 20), dtype=np.float32)
+    X = np.random.default_rng(0).random((256, 64), dtype=np.float32)
     if not net:
-        _estimator(threads, 1, n_hidden=8, batch_size=16).fit(X)
-        return "a 64 x 20 fit of the same estimator (its lazy imports)"
+        _estimator(threads, 1, n_hidden=32, batch_size=256).fit(X)
+        return "a 256 x 64 fit of the same estimator (its lazy imports, the engine's threads)"
     global _MEMORY_INIT
-    engine_network(20, 8).fit_epoch(X, None, 16, True, "none", 0.0)
+    engine_network(64, 32).fit_epoch(X, None, 256, True, "none", 0.0)
     _MEMORY_INIT = mlp.flatten(*sparse_init(EPOCH_SHAPE["D"], EPOCH_SHAPE["N"]))
-    return ("a 64 x 20 fit_epoch of an engine network; the initial parameters "
-            "(the reference's, flattened)")
+    return ("a 256 x 64 fit_epoch of an engine network (the engine's threads); the initial "
+            "parameters (the reference's, flattened)")
 
 
 def fit_for_memory(X, threads, epochs, net=False):
