@@ -229,7 +229,7 @@ double Network::workspace_bytes(std::int64_t rows) const {
              8.0 * (r * static_cast<double>(nz_bounds(n_[0])) +
                     n0 * static_cast<double>(nz_bounds(rows)));
     bytes += static_cast<double>(ThreadPool::instance().size()) *
-             (std::max(n0, r) + static_cast<double>(kNzBlock)) * 64.0 * es;
+             ((std::max(n0, r) + static_cast<double>(kNzBlock)) * 64.0 * es + 4.0 * n0 + 64.0);
   }
   return bytes;
 }
@@ -440,7 +440,10 @@ void Network::reserve_threads(int threads) {
   if (nz_row_val_ && (threads > slab_threads_ || slab_rows > slab_rows_)) {
     zeroed_free(slab_);
     slab_ = nullptr;
-    slab_stride_ = (slab_rows + kNzBlock) * 64;
+    // Then n0 int32 counts (list_row_nonzeros), in whole cache lines of T.
+    const std::int64_t es = static_cast<std::int64_t>(dtype_size(cfg_.dtype));
+    const std::int64_t count_elems = ((n_[0] * 4 + es - 1) / es + 15) / 16 * 16;
+    slab_stride_ = (slab_rows + kNzBlock) * 64 + count_elems;
     slab_ = aligned_zeros(static_cast<std::size_t>(threads * slab_stride_) *
                           dtype_size(cfg_.dtype));
     slab_threads_ = threads;

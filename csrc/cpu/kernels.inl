@@ -442,7 +442,8 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 // x + rows_at[m]·n0 if rows_at is given) in column order, from
 // r0·stride (stride = nz_stride(n0)) on, each row's list starting at a
 // multiple of 16 entries: row m's run from bounds[m·nb] to
-// bounds[m·nb + nb - 1]. Branch-free: on these inputs a branch
+// bounds[m·nb + nb - 1]; counts[k] becomes the number of these rows' nonzeros
+// in column k (which places the lists by columns). Branch-free: on these inputs a branch
 // per entry is mispredicted about every third entry, which made this listing
 // cost as much as the product it serves. Each chunk (or entry) is written at
 // p whatever it holds and p advances by its nonzero count; a row's list and
@@ -452,9 +453,10 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 template <class T>
 static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int64_t r0,
                               std::int64_t r1, std::int64_t n0, std::int64_t stride, T* val,
-                              std::int32_t* col, std::int64_t* bounds) {
+                              std::int32_t* col, std::int64_t* bounds, std::int32_t* counts) {
   const std::int64_t nb = nz_bounds(n0);
   std::int64_t p = r0 * stride;
+  for (std::int64_t k = 0; k < n0; ++k) counts[k] = 0;
   for (std::int64_t m = r0; m < r1; ++m) {
     const T* row = x + (rows_at ? rows_at[m] : m) * n0;
     // Scattered rows defeat the hardware prefetcher: the next row is fetched
@@ -475,6 +477,8 @@ static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int6
         const __m512i c = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(k)));
         _mm512_storeu_ps(reinterpret_cast<float*>(val) + p, _mm512_maskz_compress_ps(nz, v));
         _mm512_storeu_si512(col + p, _mm512_maskz_compress_epi32(nz, c));
+        const __m512i n = _mm512_loadu_si512(counts + k);
+        _mm512_storeu_si512(counts + k, _mm512_mask_add_epi32(n, nz, n, _mm512_set1_epi32(1)));
         p += __builtin_popcount(nz);
       }
     } else {
@@ -487,6 +491,9 @@ static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int6
         const __m256i c = _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(k)));
         _mm512_storeu_pd(reinterpret_cast<double*>(val) + p, _mm512_maskz_compress_pd(nz, v));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(col + p), _mm256_maskz_compress_epi32(nz, c));
+        __m256i* cp = reinterpret_cast<__m256i*>(counts + k);
+        const __m256i n = _mm256_loadu_si256(cp);
+        _mm256_storeu_si256(cp, _mm256_mask_add_epi32(n, nz, n, _mm256_set1_epi32(1)));
         p += __builtin_popcount(nz);
       }
     }
@@ -496,6 +503,7 @@ static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int6
       if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
       val[p] = row[k];
       col[p] = static_cast<std::int32_t>(k);
+      counts[k] += row[k] != T(0);
       p += row[k] != T(0);
     }
     te[nb - 1] = p;
@@ -522,29 +530,28 @@ static void expand_listed_rows(const T* val, const std::int32_t* col, const std:
 // of columns [i0, i1) (i0 a multiple of kNzTile, i1 one or n0), packed from
 // i0·nz_stride(cap) on: column k's entries (row, value) run from
 // bounds[k·nb] to bounds[k·nb + nz_tiles(B)] (nb = nz_bounds(cap)), rows
-// ascending, cut into tiles of kNzTile batch rows. One tile of columns at a
-// time, from the row lists' tile ends: the tile's entries are first counted
-// per column (which places each column's list), then go to 128 columns'
-// lists at once, whose ends stay in L1 and whose pages stay in the TLB (all
-// of [i0, i1) at once, with a binary search per row for i0, took 10 ns per
+// ascending, cut into tiles of kNzTile batch rows. Each column's list is
+// placed by its count: the sum over the nt threads that listed the rows of
+// counts[t·count_stride + k] (list_row_nonzeros; a pass counting the tile's
+// entries here instead was a third of this function on W-mnist, reading the
+// other thread's row lists from its core's cache). One tile of columns at a
+// time, from the row lists' tile ends: the entries go to 128 columns' lists
+// at once, whose ends stay in L1 and whose pages stay in the TLB (all of
+// [i0, i1) at once, with a binary search per row for i0, took 10 ns per
 // entry on W-wide, where each column's list was 4 KiB from the next).
 template <class T>
 static void list_column_nonzeros(const T* rval, const std::int32_t* rcol,
                                  const std::int64_t* rbounds, std::int64_t B, std::int64_t n0,
-                                 std::int64_t i0, std::int64_t i1, std::int64_t cap, T* val,
-                                 std::int32_t* row, std::int64_t* bounds) {
+                                 std::int64_t i0, std::int64_t i1, std::int64_t cap,
+                                 const std::int32_t* counts, std::int64_t count_stride, int nt,
+                                 T* val, std::int32_t* row, std::int64_t* bounds) {
   const std::int64_t rnb = nz_bounds(n0), nb = nz_bounds(cap);
   std::int64_t next = i0 * nz_stride(cap);  // where the next column's list starts
   for (std::int64_t t = i0 / kNzTile; t * kNzTile < i1; ++t) {
     const std::int64_t ka = t * kNzTile, kb = ka + kNzTile < i1 ? ka + kNzTile : i1;
-    std::int32_t count[kNzTile] = {};
-    for (std::int64_t m = 0; m < B; ++m) {
-      const std::int64_t* rte = rbounds + m * rnb;
-      for (std::int64_t p = rte[t]; p < rte[t + 1]; ++p) ++count[rcol[p] - ka];
-    }
     for (std::int64_t k = ka; k < kb; ++k) {
       bounds[k * nb] = bounds[k * nb + 1] = next;
-      next += count[k - ka];
+      for (int h = 0; h < nt; ++h) next += counts[h * count_stride + k];
     }
     // bounds[k·nb + tm + 1]: column k's running end in row tile tm.
     for (std::int64_t m = 0; m < B; ++m) {

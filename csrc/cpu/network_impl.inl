@@ -532,8 +532,9 @@ template <class T> class NetworkImpl final : public Network {
     std::int64_t i0, i1;
     if (weight_rows(l, tid, nt, B, &i0, &i1)) {
       list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
-                           n_[0], i0, i1, rows_capacity_, static_cast<T*>(nz_col_val_),
-                           nz_col_row_, nz_col_end_);
+                           n_[0], i0, i1, rows_capacity_, col_counts(0),
+                           slab_stride_ * static_cast<std::int64_t>(sizeof(T)) / 4, nt,
+                           static_cast<T*>(nz_col_val_), nz_col_row_, nz_col_end_);
       sparse_times_dense(static_cast<const T*>(nz_col_val_), nz_col_row_, nz_col_end_,
                          nz_bounds(rows_capacity_), i0, i1, delta, B, n,
                          dst + i0 * n, n, slab(tid), block_sums(tid), update, alpha, beta);
@@ -546,6 +547,11 @@ template <class T> class NetworkImpl final : public Network {
   T* slab(int tid) { return static_cast<T*>(slab_) + tid * slab_stride_; }
   // The nonzero product's block sums: after the slab in the thread's region.
   T* block_sums(int tid) { return slab(tid) + slab_rows_ * 64; }
+  // The thread's count of its rows' nonzeros per column of X (n0 int32s),
+  // after the block sums; thread t's at col_counts(0) + t·slab_stride_·sizeof(T)/4.
+  std::int32_t* col_counts(int tid) {
+    return reinterpret_cast<std::int32_t*>(block_sums(tid) + kNzBlock * 64);
+  }
 
   // Z_1 rows [r0, r1) = X·W_1: through X's nonzeros when this thread's rows
   // are mostly zeros, else a GEMM. Records the count and the choice (part
@@ -562,13 +568,18 @@ template <class T> class NetworkImpl final : public Network {
           possible && static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
       part_scalar(tid)[2] = static_cast<double>(nnz);
       part_scalar(tid)[3] = sparse || m == 0 ? 1.0 : 0.0;
-      if (m == 0) return;
+      if (m == 0) {
+        // No rows: none of the columns' entries (the column listing sums every thread's).
+        if (nz_row_val_)
+          for (std::int64_t k = 0; k < n0; ++k) col_counts(tid)[k] = 0;
+        return;
+      }
       if (!sparse) {
         gemm_rows(x + r0 * n0, 1, dst, m);
         return;
       }
       list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
-                        nz_row_col_, nz_row_end_);
+                        nz_row_col_, nz_row_end_, col_counts(tid));
     }
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
                        nz_bounds(n0), r0, r1,
@@ -611,7 +622,7 @@ template <class T> class NetworkImpl final : public Network {
       const std::int64_t* at = b.index + b.first;
       const std::int64_t nb = nz_bounds(nin);
       list_row_nonzeros(b.x, at, r0, r1, nin, nz_stride(nin), static_cast<T*>(nz_row_val_),
-                        nz_row_col_, nz_row_end_);
+                        nz_row_col_, nz_row_end_, col_counts(tid));
       std::int64_t nnz = 0;
       for (std::int64_t i = r0; i < r1; ++i)
         nnz += nz_row_end_[i * nb + nb - 1] - nz_row_end_[i * nb];
