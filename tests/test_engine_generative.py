@@ -75,10 +75,16 @@ def test_latent_draws_of_every_isa_are_the_references(isa, shape, rng):
     want = philox.normal(shape, seed, stream)
     got = engine.latent_normal(seed, stream, *shape, "float64", isa)
     assert np.max(np.abs(got - want)) <= 4e-15 * max(1.0, np.max(np.abs(want)))
+    # float32: within one unit in the last place, or within the float64 bound
+    # for draws next to 0. When u lands on a quarter turn exactly the engine's
+    # reduction gives cos = 0 exactly, while libm's cos(2π·0.25) is ~6e-17
+    # (2π·0.25 is not π/2 in double): a draw of 1e-17 against 0, which no
+    # float32 ulp of 1e-17 covers (4 of 3,000 sets of 97 x 100 draws).
     got32 = engine.latent_normal(seed, stream, *shape, "float32", isa)
     want32 = want.astype(np.float32)
     ulp32 = np.spacing(np.abs(want32))
-    assert np.all(np.abs(got32.astype(np.float64) - want32) <= ulp32)
+    near0 = 4e-15 * max(1.0, np.max(np.abs(want)))
+    assert np.all(np.abs(got32.astype(np.float64) - want32) <= np.maximum(ulp32, near0))
 
 
 def test_latent_draws_are_standard_normal():
