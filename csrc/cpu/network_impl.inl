@@ -8,8 +8,10 @@
 //   sparsity  ρ̂ = sums/B clamped, KL added to the loss, s = β(-ρ/ρ̂ + (1-ρ)/(1-ρ̂))/B
 //   backward  dW_l = A_{l-1}ᵀ·δ_l (GEMM, written straight into the gradient)
 //             G = δ_l·W_lᵀ (GEMM), then one epilogue: δ_{l-1} = (G + s)⊙f'(A_{l-1}), db
-//   update    one optimizer sweep per parameter segment, λW folded in; plain
-//             SGD instead rides in the dW GEMMs (W ← (1-lr·λ)W - lr·A_{l-1}ᵀδ_l)
+//   update    layer by layer, each thread's rows of W_l as soon as its rows of
+//             dW_l exist (momentum, Adam: a sweep with λW folded in), each bias
+//             where its sums are reduced; plain SGD rides in the dW GEMMs
+//             themselves (W ← (1-lr·λ)W - lr·A_{l-1}ᵀδ_l), no gradient written
 
 template <class T> class NetworkImpl final : public Network {
  public:
