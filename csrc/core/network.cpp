@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <new>
 #include <sstream>
 #include <string>
 
@@ -21,10 +19,6 @@ namespace fusedae {
 namespace {
 
 bool finite(double v) { return std::isfinite(v); }
-
-// 64-byte alignment: one AVX-512 register, one cache line. Pages stay
-// unbacked until written (core/zeroed.hpp).
-void* aligned_zeros(std::size_t bytes) { return zeroed_alloc(bytes); }
 
 }  // namespace
 
@@ -171,10 +165,10 @@ Network::Network(const NetworkConfig& cfg) : cfg_(cfg) {
   n_params_ = cfg_.layout(&w_off_, &b_off_);
   for (int l = 1; l <= L_; ++l) max_width_ = std::max(max_width_, n_[l]);
   const std::size_t bytes = static_cast<std::size_t>(n_params_) * dtype_size(cfg_.dtype);
-  params_ = aligned_zeros(bytes);
-  grads_ = aligned_zeros(bytes);
-  state0_ = aligned_zeros(bytes);
-  state1_ = aligned_zeros(bytes);
+  params_ = zeroed_alloc(bytes);
+  grads_ = zeroed_alloc(bytes);
+  state0_ = zeroed_alloc(bytes);
+  state1_ = zeroed_alloc(bytes);
   act_.assign(L_ + 1, nullptr);
 }
 
@@ -250,7 +244,7 @@ void Network::reserve_rows(std::int64_t rows) {
   free_workspace();
   const std::size_t es = dtype_size(cfg_.dtype);
   auto take = [&](std::int64_t elems) {
-    void* p = aligned_zeros(static_cast<std::size_t>(elems) * es);
+    void* p = zeroed_alloc(static_cast<std::size_t>(elems) * es);
     owned_.push_back(p);
     return p;
   };
@@ -262,11 +256,11 @@ void Network::reserve_rows(std::int64_t rows) {
   out_ = take(rows * n_[L_]);
   ping_ = take(rows * hidden_max);
   pong_ = take(rows * hidden_max);
-  rho_sum_ = static_cast<double*>(aligned_zeros(sizeof(double) * (max_width_ + 1)));
+  rho_sum_ = static_cast<double*>(zeroed_alloc(sizeof(double) * (max_width_ + 1)));
   owned_.push_back(rho_sum_);
   sparse_term_ = take(max_width_ + 1);
   auto take_bytes = [&](std::int64_t bytes) {
-    void* p = aligned_zeros(static_cast<std::size_t>(bytes));
+    void* p = zeroed_alloc(static_cast<std::size_t>(bytes));
     owned_.push_back(p);
     return p;
   };
@@ -444,7 +438,7 @@ void Network::reserve_threads(int threads) {
     const std::int64_t es = static_cast<std::int64_t>(dtype_size(cfg_.dtype));
     const std::int64_t count_elems = ((n_[0] * 4 + es - 1) / es + 15) / 16 * 16;
     slab_stride_ = (slab_rows + kNzBlock) * 64 + count_elems;
-    slab_ = aligned_zeros(static_cast<std::size_t>(threads * slab_stride_) *
+    slab_ = zeroed_alloc(static_cast<std::size_t>(threads * slab_stride_) *
                           dtype_size(cfg_.dtype));
     slab_threads_ = threads;
     slab_rows_ = slab_rows;
@@ -455,7 +449,7 @@ void Network::reserve_threads(int threads) {
   threads_capacity_ = 0;
   part_stride_ = ((max_width_ + 1 + 7) / 8) * 8;  // whole cache lines per thread
   const std::int64_t doubles = 3LL * threads * part_stride_ + 8LL * threads;
-  partials_ = static_cast<double*>(aligned_zeros(sizeof(double) * doubles));
+  partials_ = static_cast<double*>(zeroed_alloc(sizeof(double) * doubles));
   threads_capacity_ = threads;
 }
 
@@ -467,8 +461,8 @@ void Network::reserve_batch(std::int64_t rows) {
   batch_x_ = batch_y_ = nullptr;
   batch_capacity_ = 0;
   const std::size_t es = dtype_size(cfg_.dtype);
-  batch_x_ = aligned_zeros(static_cast<std::size_t>(rows * n_[0]) * es);
-  batch_y_ = aligned_zeros(static_cast<std::size_t>(rows * n_[L_]) * es);
+  batch_x_ = zeroed_alloc(static_cast<std::size_t>(rows * n_[0]) * es);
+  batch_y_ = zeroed_alloc(static_cast<std::size_t>(rows * n_[L_]) * es);
   batch_capacity_ = rows;
 }
 
@@ -477,7 +471,7 @@ void Network::reserve_permutation(std::int64_t rows) {
   zeroed_free(perm_);
   perm_ = nullptr;
   perm_capacity_ = 0;
-  perm_ = static_cast<std::int64_t*>(aligned_zeros(sizeof(std::int64_t) * rows));
+  perm_ = static_cast<std::int64_t*>(zeroed_alloc(sizeof(std::int64_t) * rows));
   perm_capacity_ = rows;
 }
 

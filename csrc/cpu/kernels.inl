@@ -443,7 +443,8 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 // r0·stride (stride = nz_stride(n0)) on, each row's list starting at a
 // multiple of 16 entries: row m's run from bounds[m·nb] to
 // bounds[m·nb + nb - 1]; counts[k] becomes the number of these rows' nonzeros
-// in column k (which places the lists by columns). Branch-free: on these inputs a branch
+// in column k (which places the lists by columns). Returns the number of
+// nonzeros listed. Branch-free: on these inputs a branch
 // per entry is mispredicted about every third entry, which made this listing
 // cost as much as the product it serves. Each chunk (or entry) is written at
 // p whatever it holds and p advances by its nonzero count; a row's list and
@@ -451,11 +452,12 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 // row's starts within 15 of its end, so row j of the thread starts before
 // (r0 + j)·stride and no write leaves the thread's region.
 template <class T>
-static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int64_t r0,
-                              std::int64_t r1, std::int64_t n0, std::int64_t stride, T* val,
-                              std::int32_t* col, std::int64_t* bounds, std::int32_t* counts) {
+static std::int64_t list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int64_t r0,
+                                      std::int64_t r1, std::int64_t n0, std::int64_t stride,
+                                      T* val, std::int32_t* col, std::int64_t* bounds,
+                                      std::int32_t* counts) {
   const std::int64_t nb = nz_bounds(n0);
-  std::int64_t p = r0 * stride;
+  std::int64_t p = r0 * stride, listed = 0;
   for (std::int64_t k = 0; k < n0; ++k) counts[k] = 0;
   for (std::int64_t m = r0; m < r1; ++m) {
     const T* row = x + (rows_at ? rows_at[m] : m) * n0;
@@ -507,8 +509,10 @@ static void list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int6
       p += row[k] != T(0);
     }
     te[nb - 1] = p;
+    listed += p - te[0];
     p = (p + 15) & ~std::int64_t(15);  // the next list starts on a cache line (float)
   }
+  return listed;
 }
 
 // Rows [r0, r1) of X, dense (n0 columns), into dst from their lists

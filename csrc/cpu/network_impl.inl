@@ -432,9 +432,12 @@ template <class T> class NetworkImpl final : public Network {
     int parity = 1;
     for (int l = L_; l >= 1; --l) {
       // Gradients only (no step): dW_l at once, as δ_l is complete.
-      if (j.weight_grads && !update)
-        weight_product(l, tid, nt, l == 1 ? x : A(l - 1), delta, B, G() + w_off_[l], false, T(1),
-                       T(0));
+      if (j.weight_grads && !update) {
+        std::int64_t i0, i1;
+        const bool nonzero = weight_rows(l, tid, nt, B, &i0, &i1);
+        weight_product(l, tid, nt, i0, i1, nonzero, l == 1 ? x : A(l - 1), delta, B,
+                       G() + w_off_[l], false, T(1), T(0));
+      }
       if (l == 1) {
         // dX = δ_1·W_1ᵀ, this thread's rows, from W_1 as it was in the forward pass
         // (the update waits for every thread below).
@@ -480,10 +483,11 @@ template <class T> class NetworkImpl final : public Network {
   double update_weights(const StepJob& j, int l, int tid, int nt, const T* a_in, const T* delta) {
     const double lam = cfg_.weight_decay;
     std::int64_t i0, i1;
-    weight_rows(l, tid, nt, j.B, &i0, &i1);
+    const bool nonzero = weight_rows(l, tid, nt, j.B, &i0, &i1);
     const std::int64_t a = w_off_[l] + i0 * n_[l], count = (i1 - i0) * n_[l];
     if (!j.fused_sgd) {
-      weight_product(l, tid, nt, a_in, delta, j.B, G() + w_off_[l], false, T(1), T(0));
+      weight_product(l, tid, nt, i0, i1, nonzero, a_in, delta, j.B, G() + w_off_[l], false, T(1),
+                     T(0));
       return optimizer_sweep<T>(opt_, j.t, P() + a, G() + a, static_cast<T*>(state0_) + a,
                                 static_cast<T*>(state1_) + a, count, lam);
     }
@@ -493,7 +497,8 @@ template <class T> class NetworkImpl final : public Network {
       for (std::int64_t i = 0; i < count; ++i) sumsq += static_cast<double>(w[i]) * w[i];
     }
     const T lr = static_cast<T>(opt_.learning_rate);
-    weight_product(l, tid, nt, a_in, delta, j.B, W(l), true, -lr, T(1) - lr * static_cast<T>(lam));
+    weight_product(l, tid, nt, i0, i1, nonzero, a_in, delta, j.B, W(l), true, -lr,
+                   T(1) - lr * static_cast<T>(lam));
     return sumsq;
   }
 
@@ -526,13 +531,14 @@ template <class T> class NetworkImpl final : public Network {
     return false;
   }
 
-  // This thread's rows of dst (n_{l-1} × n_l) = A_{l-1}ᵀ·δ_l over the whole
-  // batch, or with `update` beta·dst + alpha·A_{l-1}ᵀ·δ_l.
-  void weight_product(int l, int tid, int nt, const T* a_in, const T* delta, std::int64_t B,
-                      T* dst, bool update, T alpha, T beta) {
+  // Rows [i0, i1) of dst (n_{l-1} × n_l) = A_{l-1}ᵀ·δ_l over the whole batch,
+  // or with `update` beta·dst + alpha·A_{l-1}ᵀ·δ_l; the rows and the path as
+  // weight_rows gave them (nonzero: through X's lists).
+  void weight_product(int l, int tid, int nt, std::int64_t i0, std::int64_t i1, bool nonzero,
+                      const T* a_in, const T* delta, std::int64_t B, T* dst, bool update,
+                      T alpha, T beta) {
     const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
-    std::int64_t i0, i1;
-    if (weight_rows(l, tid, nt, B, &i0, &i1)) {
+    if (nonzero) {
       list_column_nonzeros(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, B,
                            n_[0], i0, i1, rows_capacity_, col_counts(0),
                            slab_stride_ * static_cast<std::int64_t>(sizeof(T)) / 4, nt,
@@ -622,12 +628,9 @@ template <class T> class NetworkImpl final : public Network {
       // Listed at once, which counts them too: the lists have room for a
       // dense batch, and a share that is not mostly zeros is copied below.
       const std::int64_t* at = b.index + b.first;
-      const std::int64_t nb = nz_bounds(nin);
-      list_row_nonzeros(b.x, at, r0, r1, nin, nz_stride(nin), static_cast<T*>(nz_row_val_),
-                        nz_row_col_, nz_row_end_, col_counts(tid));
-      std::int64_t nnz = 0;
-      for (std::int64_t i = r0; i < r1; ++i)
-        nnz += nz_row_end_[i * nb + nb - 1] - nz_row_end_[i * nb];
+      const std::int64_t nnz =
+          list_row_nonzeros(b.x, at, r0, r1, nin, nz_stride(nin), static_cast<T*>(nz_row_val_),
+                            nz_row_col_, nz_row_end_, col_counts(tid));
       if (static_cast<double>(nnz) <= kSparseDensity * static_cast<double>((r1 - r0) * nin)) {
         part_scalar(tid)[2] = static_cast<double>(nnz);
         part_scalar(tid)[3] = 1.0;
@@ -674,23 +677,22 @@ template <class T> class NetworkImpl final : public Network {
     for (std::int64_t i = 0; i < n; ++i) p[i] = 0.0;
   }
 
+  // db_l's column c: the threads' partial sums (set `parity`) added up.
+  T bias_grad(int parity, int nt, std::int64_t c) {
+    double s = 0.0;
+    for (int t = 0; t < nt; ++t) s += part_colsum(parity, t)[c];
+    return static_cast<T>(s);
+  }
+
   void reduce_bias_grad(int l, int parity, int nt) {
     T* db = G() + b_off_[l];
-    for (std::int64_t c = 0; c < n_[l]; ++c) {
-      double s = 0.0;
-      for (int t = 0; t < nt; ++t) s += part_colsum(parity, t)[c];
-      db[c] = static_cast<T>(s);
-    }
+    for (std::int64_t c = 0; c < n_[l]; ++c) db[c] = bias_grad(parity, nt, c);
   }
 
   // The fused SGD step of b_l from the same sums: b ← b - lr·db.
   void apply_bias_grad(int l, int parity, int nt, T lr) {
     T* b = Bias(l);
-    for (std::int64_t c = 0; c < n_[l]; ++c) {
-      double s = 0.0;
-      for (int t = 0; t < nt; ++t) s += part_colsum(parity, t)[c];
-      b[c] -= lr * static_cast<T>(s);
-    }
+    for (std::int64_t c = 0; c < n_[l]; ++c) b[c] -= lr * bias_grad(parity, nt, c);
   }
 
   // β·Σ KL(ρ‖ρ̂_n) and the per-unit term s_n of the backward epilogue, with ρ̂
