@@ -39,11 +39,14 @@ CASES = NETWORK_CASES + [
     # More than one tile of batch rows in the lists by columns (300 rows: 128 +
     # 128 + 44) and a width of whole 128-column tiles (cpu/kernels.inl).
     ((256, 72, 256), ("sigmoid", "sigmoid"), "squared_error", 0.0, 1, 300, 0.25),
+    # 144 columns: nine vectors of float32, whose last slab is five whole
+    # vectors (four and five: cpu/kernels.inl), and eighteen of float64.
+    ((200, 144, 200), ("sigmoid", "sigmoid"), "squared_error", 1e-4, 1, 40, 0.2),
 ]
-PARALLEL = [len(CASES) - 5, len(CASES) - 4]
+PARALLEL = [len(CASES) - 6, len(CASES) - 5]
 # (not the 1-class one: its gradient is identically zero)
 SOFTMAX = [i for i, c in enumerate(CASES) if c[2] == "categorical_cross_entropy" and c[0][-1] > 1]
-SPARSE_X = [len(CASES) - 3, len(CASES) - 2, len(CASES) - 1]
+SPARSE_X = [len(CASES) - 4, len(CASES) - 3, len(CASES) - 2, len(CASES) - 1]
 CASE_IDS = [f"{'-'.join(map(str, c[0]))}/{'-'.join(c[1])}/{c[2][:3]}/wd{c[3]}/s{c[4]}/B{c[5]}"
             + (f"/nz{c[6]}" if len(c) > 6 else "") for c in CASES]
 

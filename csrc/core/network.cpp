@@ -223,7 +223,8 @@ double Network::workspace_bytes(std::int64_t rows) const {
              8.0 * (r * static_cast<double>(nz_bounds(n_[0])) +
                     n0 * static_cast<double>(nz_bounds(rows)));
     bytes += static_cast<double>(ThreadPool::instance().size()) *
-             ((std::max(n0, r) + static_cast<double>(kNzBlock)) * 64.0 * es + 4.0 * n0 + 64.0);
+             ((std::max(n0, r) + static_cast<double>(kNzBlock)) * static_cast<double>(kSlabElems) * es +
+              4.0 * n0 + 64.0);
   }
   return bytes;
 }
@@ -427,9 +428,9 @@ double Network::decay_term() const {
 }
 
 void Network::reserve_threads(int threads) {
-  // Slabs: up to 64 columns (of either dtype: 256 bytes a row in float32) of
-  // W_1 (n0 rows) or δ_1 (rows_capacity_ rows), per thread, followed by the
-  // product's sums for a block of kNzBlock rows (cpu/kernels.inl).
+  // Slabs: up to kSlabElems columns of W_1 (n0 rows) or δ_1 (rows_capacity_
+  // rows), per thread, followed by the product's sums for a block of kNzBlock
+  // rows (cpu/kernels.inl).
   const std::int64_t slab_rows = std::max(n_[0], rows_capacity_);
   if (nz_row_val_ && (threads > slab_threads_ || slab_rows > slab_rows_)) {
     zeroed_free(slab_);
@@ -437,7 +438,7 @@ void Network::reserve_threads(int threads) {
     // Then n0 int32 counts (list_row_nonzeros), in whole cache lines of T.
     const std::int64_t es = static_cast<std::int64_t>(dtype_size(cfg_.dtype));
     const std::int64_t count_elems = ((n_[0] * 4 + es - 1) / es + 15) / 16 * 16;
-    slab_stride_ = (slab_rows + kNzBlock) * 64 + count_elems;
+    slab_stride_ = (slab_rows + kNzBlock) * kSlabElems + count_elems;
     slab_ = zeroed_alloc(static_cast<std::size_t>(threads * slab_stride_) *
                           dtype_size(cfg_.dtype));
     slab_threads_ = threads;

@@ -50,8 +50,12 @@ inline std::int64_t nz_tiles(std::int64_t n) { return (n + kNzTile - 1) / kNzTil
 // Each list's bounds: where it starts, then where each of its tiles ends.
 inline std::int64_t nz_bounds(std::int64_t n) { return nz_tiles(n) + 1; }
 // The nonzero product's blocks of output rows, whose sums it keeps across the
-// tiles in per-thread scratch of kNzBlock × 64 elements (after the slab).
+// tiles in per-thread scratch of kNzBlock × kSlabElems elements (after the slab).
 constexpr std::int64_t kNzBlock = 256;
+// Elements of one row of a slab (and of a block sum) at most: five 64-byte
+// vectors of float32 (cpu/kernels.inl: a last slab of five vectors instead of
+// four and one), enough for four of float64.
+constexpr std::int64_t kSlabElems = 80;
 // Lists of up to n entries are reserved nz_stride(n) entries each: 16 more
 // than n, room for the 16-entry stores that write a row's list (a thread
 // packs its lists from the start of its region: cpu/kernels.inl).

@@ -582,14 +582,14 @@ template <class T> struct Vec64 {
   static constexpr int lanes = static_cast<int>(64 / sizeof(T));
 };
 
-// Columns [c0, c0 + cw) of the rows × N matrix M into `slab` (rows × 4
+// Columns [c0, c0 + cw) of the rows × N matrix M into `slab` (rows × NV
 // vectors), zero-padded. A memcpy of run-time length is `rep movs` here, whose
 // start-up cost made this copy a seventh of the product (W-mnist's first
 // layer): whole slabs go by fixed-size copies, the last one element by element.
-template <class T>
+template <class T, int NV>
 static void copy_slab(const T* M, std::int64_t rows, std::int64_t N, std::int64_t c0,
                       std::int64_t cw, T* slab) {
-  constexpr int C = 4 * Vec64<T>::lanes;
+  constexpr int C = NV * Vec64<T>::lanes;
   if (cw == C) {
     for (std::int64_t r = 0; r < rows; ++r) std::memcpy(slab + r * C, M + r * N + c0, sizeof(T) * C);
     return;
@@ -603,13 +603,12 @@ static void copy_slab(const T* M, std::int64_t rows, std::int64_t N, std::int64_
 }
 
 // One slab of sparse_times_dense (below): out[i, c0 : c0+cw] for i in
-// [i0, i1) from the slab (m_rows × C, zero-padded), with NV of its four
-// vectors live (the last slab of an N that is not a multiple of C needs fewer:
-// 196 columns are three full slabs and one of 4 columns, one vector wide).
-// The slab's rows are taken one tile (kNzTile rows, 32 KiB: within L1d; a
-// whole slab is L2-sized, and from L2 the loads, not the FMAs, set the pace)
-// at a time; a block of up to kNzBlock output rows keeps its sums in `acc`
-// (kNzBlock × 4 vectors of the thread's workspace) across the tiles. A block of
+// [i0, i1) from the slab (m_rows × NV vectors, zero-padded past cw).
+// The slab's rows are taken one tile (kNzTile rows, 32 KiB of four vectors:
+// within L1d; a whole slab is L2-sized, and from L2 the loads, not the FMAs,
+// set the pace) at a time; a block of up to kNzBlock output rows keeps its
+// sums in `acc` (kNzBlock × NV vectors of the thread's workspace) across the
+// tiles. A block of
 // 256 rows (acc: 64 KiB, streamed from L2) reads each tile of the slab from L2
 // once for all of a thread's rows on W-mnist; blocks of 32 read it 8 times
 // (microbenchmark of X·W_1, 256 × 784 at 20% nonzeros times 784 × 196:
@@ -622,8 +621,10 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
                              T* acc_storage, bool update, T alpha, T beta) {
   using V = typename Vec64<T>::type;
   constexpr int W = Vec64<T>::lanes;
-  constexpr int C = 4 * W;
+  constexpr int C = NV * W;
+  static_assert(C <= kSlabElems, "a slab row is at most kSlabElems elements");
   const std::int64_t tiles = nz_tiles(m_rows);
+  if (!per_tile) copy_slab<T, NV>(M, m_rows, N, c0, cw, slab);
   T (*acc)[C] = reinterpret_cast<T (*)[C]>(acc_storage);
   for (std::int64_t ib = i0; ib < i1; ib += kNzBlock) {
     const int nb = static_cast<int>(i1 - ib < kNzBlock ? i1 - ib : kNzBlock);
@@ -631,12 +632,13 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
       // The slab holds the whole column slab of M, or just tile t's rows.
       const std::int64_t first = per_tile ? t * kNzTile : 0;
       if (per_tile)
-        copy_slab(M + first * N, (first + kNzTile < m_rows ? first + kNzTile : m_rows) - first, N,
-                  c0, cw, slab);
+        copy_slab<T, NV>(M + first * N,
+                         (first + kNzTile < m_rows ? first + kNzTile : m_rows) - first, N, c0, cw,
+                         slab);
       for (int r = 0; r < nb; ++r) {
         const std::int64_t* te = bounds + (ib + r) * nbounds;
         V a[NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           if (t == 0) a[v] = V{};
           else std::memcpy(&a[v], &acc[r][v * W], sizeof(V));
@@ -644,7 +646,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         // Two entries at a time into two sets of sums: one set is NV chains
         // of dependent FMAs, too few to fill both FMA pipes at their latency.
         V b[NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) b[v] = V{};
         std::int64_t p = te[t];
         const std::int64_t stop = te[t + 1];
@@ -652,7 +654,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
           const T x0 = val[p], x1 = val[p + 1];
           const T* s0 = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
           const T* s1 = slab + (static_cast<std::int64_t>(idx[p + 1]) - first) * C;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int v = 0; v < NV; ++v) {
             V u, w;
             std::memcpy(&u, s0 + v * W, sizeof u);
@@ -664,14 +666,14 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
         if (p < stop) {
           const T x = val[p];
           const T* src = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int v = 0; v < NV; ++v) {
             V u;
             std::memcpy(&u, src + v * W, sizeof u);
             a[v] += x * u;
           }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           a[v] += b[v];
           std::memcpy(&acc[r][v * W], &a[v], sizeof(V));
@@ -685,7 +687,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
     for (int r = 0; r < nb; ++r) {
       T* o = out + (ib + r - i0) * ldo;
       if (update) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v)
           if (v < full) {
             V a, c;
@@ -698,7 +700,7 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
           o[j] = beta * o[j] + alpha * acc[r][j];
         continue;
       }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v)
         if (v < full) std::memcpy(o + v * W, &acc[r][v * W], sizeof(V));
       for (std::int64_t j = static_cast<std::int64_t>(full) * W; j < cw; ++j) o[j] = acc[r][j];
@@ -711,9 +713,10 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
 // ascending idx, with the ends of its tiles of kNzTile idx values at
 // bounds[i·nbounds + 1 + t] (list_row_nonzeros, list_column_nonzeros).
 // Columns go in slabs of four vectors (64 floats, 32 doubles), each first
-// copied, zero-padded, into `slab` (m_rows × 4 vectors, 64-byte aligned);
-// `acc` is kNzBlock × 4 vectors of aligned scratch. With `update`, out =
-// beta·out + alpha·product instead (an SGD step folded into dW_1: out is W_1).
+// copied, zero-padded, into `slab` (m_rows × kSlabElems elements, 64-byte
+// aligned); `acc` is kNzBlock × kSlabElems elements of aligned scratch. With
+// `update`, out = beta·out + alpha·product instead (an SGD step folded into
+// dW_1: out is W_1).
 template <class T>
 static void sparse_times_dense(const T* val, const std::int32_t* idx, const std::int64_t* bounds,
                                std::int64_t nbounds, std::int64_t i0, std::int64_t i1,
@@ -721,25 +724,40 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
                                std::int64_t ldo, T* slab, T* acc, bool update = false,
                                T alpha = T(1), T beta = T(0)) {
   constexpr int W = Vec64<T>::lanes;
-  constexpr int C = 4 * W;
+  // A last single vector joins the slab before it where the registers allow
+  // (AVX-512's 32: five vectors of sums in two sets): every slab costs a pass
+  // over all the entries, loads of the index and the value included, and a
+  // pass for one vector cost a third of a four-vector one (W-mnist's 196
+  // columns: 4 + 4 + 4 + 1 vectors, now 4 + 4 + 5).
+#ifdef __AVX512F__
+  constexpr bool merge_last = true;
+#else
+  constexpr bool merge_last = false;
+#endif
   // One block of output rows reads each tile of a column slab once, so the
   // slab can be copied a tile at a time into the first kNzTile rows of its
-  // buffer (32 KiB instead of W-mnist's 196 KiB of W_1's 784 rows, whose
-  // pages then stay unbacked); several blocks reuse a whole copied slab.
+  // buffer (40 KiB at most instead of W-mnist's 245 KiB of W_1's 784 rows,
+  // whose pages then stay unbacked); several blocks reuse a whole copied slab.
   const bool per_tile = i1 - i0 <= kNzBlock && m_rows > 2 * kNzTile;
-  for (std::int64_t c0 = 0; c0 < N; c0 += C) {
-    const std::int64_t cw = N - c0 < C ? N - c0 : C;
-    if (!per_tile) copy_slab(M, m_rows, N, c0, cw, slab);
+  const std::int64_t vecs = (N + W - 1) / W;
+  for (std::int64_t v0 = 0; v0 < vecs;) {
+    int nv = vecs - v0 < 4 ? static_cast<int>(vecs - v0) : 4;
+    if (merge_last && vecs - v0 == 5) nv = 5;
+    const std::int64_t c0 = v0 * W;
+    const std::int64_t cw = N - c0 < nv * W ? N - c0 : nv * W;
     T* o = out + c0;
 #define FUSEDAE_SLAB(nv)                                                                   \
   slab_times_dense<T, nv>(val, idx, bounds, nbounds, i0, i1, slab, m_rows, M, N, c0, cw, \
                           per_tile, o, ldo, acc, update, alpha, beta)
-    switch ((cw + W - 1) / W) {
+    switch (nv) {
       case 1: FUSEDAE_SLAB(1); break;
       case 2: FUSEDAE_SLAB(2); break;
       case 3: FUSEDAE_SLAB(3); break;
-      default: FUSEDAE_SLAB(4);
+      case 4: FUSEDAE_SLAB(4); break;
+      default:
+        if constexpr (merge_last) FUSEDAE_SLAB(5);
     }
 #undef FUSEDAE_SLAB
+    v0 += nv;
   }
 }

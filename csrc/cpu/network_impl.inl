@@ -554,11 +554,11 @@ template <class T> class NetworkImpl final : public Network {
 
   T* slab(int tid) { return static_cast<T*>(slab_) + tid * slab_stride_; }
   // The nonzero product's block sums: after the slab in the thread's region.
-  T* block_sums(int tid) { return slab(tid) + slab_rows_ * 64; }
+  T* block_sums(int tid) { return slab(tid) + slab_rows_ * kSlabElems; }
   // The thread's count of its rows' nonzeros per column of X (n0 int32s),
   // after the block sums; thread t's at col_counts(0) + t·slab_stride_·sizeof(T)/4.
   std::int32_t* col_counts(int tid) {
-    return reinterpret_cast<std::int32_t*>(block_sums(tid) + kNzBlock * 64);
+    return reinterpret_cast<std::int32_t*>(block_sums(tid) + kNzBlock * kSlabElems);
   }
 
   // Z_1 rows [r0, r1) = X·W_1: through X's nonzeros when this thread's rows
@@ -624,7 +624,7 @@ template <class T> class NetworkImpl final : public Network {
       return;
     }
     if (b.index && b.noise == Noise::None && !b.y && nz_row_val_ && r1 > r0 &&
-        kTargetRows * nout <= kNzBlock * 64) {
+        kTargetRows * nout <= kNzBlock * kSlabElems) {
       // Listed at once, which counts them too: the lists have room for a
       // dense batch, and a share that is not mostly zeros is copied below.
       const std::int64_t* at = b.index + b.first;
