@@ -1,7 +1,7 @@
 """Quick before/after check: steps/s of the engine alone on one workload.
 
     python bench/step.py D N B [--threads T] [--seconds S | --steps K] [--density P]
-    python bench/step.py D N B --epoch ROWS [--threads T] [--seconds S | --steps K] [--density P]
+    python bench/step.py D N B --epoch ROWS [--noise KIND --level L] [--threads T] [--seconds S | --steps K] [--density P]
     python bench/step.py D N B --model vae | gan [--threads T] [--seconds S | --steps K]
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
@@ -10,7 +10,8 @@ MNIST-like, by default; 1 gives dense inputs, which skip the engine's
 nonzero path), ``train_step`` in a loop for S seconds after a warm-up.
 ``--epoch ROWS`` times shuffled ``fit_epoch`` calls over ROWS such rows
 instead (batches of B; the figure is still steps per second, and --steps
-counts epochs).
+counts epochs), with ``--noise gaussian|masking|salt_pepper --level L`` the
+denoising corruption of each batch.
 ``--model vae`` and ``--model gan`` time the VAE and GAN steps of
 ``bench/cpu.py --all`` instead (their sizes are fixed there, so D N B are
 ignored: VAE 784-400-20, B 128, Adam; GAN 100-256-784 / 784-256-1, B 64, one
@@ -44,6 +45,10 @@ def main(argv=None):
     parser.add_argument("--model", choices=["sparse", "vae", "gan"], default="sparse")
     parser.add_argument("--epoch", type=int, default=0, metavar="ROWS",
                         help="time shuffled fit_epoch calls over ROWS rows (batches of B)")
+    parser.add_argument("--noise", default="none",
+                        choices=["none", "gaussian", "masking", "salt_pepper"],
+                        help="--epoch: the denoising corruption of each batch")
+    parser.add_argument("--level", type=float, default=0.3, help="--noise: its level")
     args = parser.parse_args(argv)
     engine.set_num_threads(args.threads)
     if args.model != "sparse":
@@ -58,9 +63,14 @@ def main(argv=None):
     net.set_optimizer("sgd", 0.1)
     if args.epoch:
         steps = -(-rows // args.B)
-        net.fit_epoch(X, None, args.B, True, "none", 0.0)
-        rate = steps * timed(lambda: net.fit_epoch(X, None, args.B, True, "none", 0.0), args)
-        last = net.fit_epoch(X, None, args.B, True, "none", 0.0)[0] if args.steps > 0 else None
+        level = args.level if args.noise != "none" else 0.0
+
+        def epoch():
+            return net.fit_epoch(X, None, args.B, True, args.noise, level)
+
+        epoch()
+        rate = steps * timed(epoch, args)
+        last = epoch()[0] if args.steps > 0 else None
     else:
         for _ in range(5):
             net.train_step(X, X)
@@ -68,7 +78,9 @@ def main(argv=None):
         last = net.train_step(X, X) if args.steps > 0 else None
     flops = 10.0 * args.B * args.D * args.N
     print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}"
-          + (f", epochs of {rows} rows" if args.epoch else "") + ", "
+          + (f", epochs of {rows} rows" if args.epoch else "")
+          + (f", {args.noise} noise {args.level}" if args.epoch and args.noise != "none" else "")
+          + ", "
           f"{args.threads} thread(s): {rate:,.1f} steps/s, "
           f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})"
           + (f", loss after: {last:.6f}" if last is not None else ""))

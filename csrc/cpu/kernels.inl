@@ -338,11 +338,74 @@ template <> struct NoiseMath<double> {
 // Philox blocks b0 .. b0+nb-1 (nb <= N) of stream (tag, stream) under `seed`,
 // structure of arrays: word k of block b0+i lands in w[k][i]. The loop over
 // blocks vectorises (the denoising noise and the latent draws use it).
+#ifdef __AVX512F__
+// The high and low words of a·m for 16 lanes: vpmuludq multiplies the even
+// lanes (and, shifted down, the odd ones) into 64 bits, and two blends sort
+// the halves. The auto-vectorised loop widened every lane to 64 bits and
+// multiplied with vpmullq, twice as many instructions per round.
+static inline __m512i mulhilo16(__m512i a, __m512i m, __m512i* hi) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+#endif
+
 template <int N>
 static inline void philox_blocks(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
                                  std::uint64_t b0, std::int64_t nb, std::uint32_t (&w)[4][N]) {
   const std::uint32_t k0 = static_cast<std::uint32_t>(seed);
   const std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
+#ifdef __AVX512F__
+  if constexpr (N % 16 == 0) {
+    // philox::philox4x32_10 on all N blocks at once, 16 to a vector (the
+    // lanes past nb are computed and stored too: w has N of them). A round
+    // is a chain of dependent instructions, so the N/16 vectors go through
+    // each round together; the round keys are made once.
+    constexpr int G = N / 16;
+    (void)nb;
+    const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+    const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+    __m512i key0[10], key1[10];
+    for (int r = 0; r < 10; ++r) {
+      key0[r] = _mm512_set1_epi32(static_cast<int>(k0 + static_cast<std::uint32_t>(r) * 0x9E3779B9u));
+      key1[r] = _mm512_set1_epi32(static_cast<int>(k1 + static_cast<std::uint32_t>(r) * 0xBB67AE85u));
+    }
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i c0[G], c1[G], c2[G], c3[G];
+    for (int g = 0; g < G; ++g) {
+      const std::uint64_t blk = b0 + 16 * static_cast<std::uint64_t>(g);
+      // The 64-bit block numbers blk + lane: low words, and high words with the carry.
+      const __m512i base = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(blk)));
+      c0[g] = _mm512_add_epi32(base, lanes);
+      const __m512i high =
+          _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(blk >> 32)));
+      c1[g] = _mm512_mask_add_epi32(high, _mm512_cmplt_epu32_mask(c0[g], base), high,
+                                    _mm512_set1_epi32(1));
+      c2[g] = _mm512_set1_epi32(static_cast<int>(stream));
+      c3[g] = _mm512_set1_epi32(static_cast<int>(tag));
+    }
+    for (int r = 0; r < 10; ++r) {
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        __m512i hi0, hi1;
+        const __m512i lo0 = mulhilo16(c0[g], m0, &hi0);
+        const __m512i lo1 = mulhilo16(c2[g], m1, &hi1);
+        c0[g] = _mm512_xor_si512(_mm512_xor_si512(hi1, c1[g]), key0[r]);
+        c1[g] = lo1;
+        c2[g] = _mm512_xor_si512(_mm512_xor_si512(hi0, c3[g]), key1[r]);
+        c3[g] = lo0;
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      _mm512_storeu_si512(w[0] + 16 * g, c0[g]);
+      _mm512_storeu_si512(w[1] + 16 * g, c1[g]);
+      _mm512_storeu_si512(w[2] + 16 * g, c2[g]);
+      _mm512_storeu_si512(w[3] + 16 * g, c3[g]);
+    }
+    return;
+  }
+#endif
 #pragma omp simd
   for (std::int64_t i = 0; i < nb; ++i) {
     const std::uint64_t blk = b0 + static_cast<std::uint64_t>(i);
@@ -394,20 +457,40 @@ static void corrupt(const T* clean, T* noisy, std::int64_t e_begin, std::int64_t
         for (std::int64_t i = 0; i < nb; ++i) v[h][i] = static_cast<T>(w[h][i] >> 8) * inv24;
       }
     }
+    // Into element order (element 4i + h from v[h][i]) before the elementwise
+    // loop, so that loop runs over contiguous elements and vectorises: read
+    // as v[e % 4][e / 4] it ran a scalar element at a time, and took longer
+    // than the Philox rounds and Box-Muller together.
+    T r[4 * kChunk];
+#pragma omp simd
+    for (std::int64_t i = 0; i < nb; ++i) {
+      r[4 * i] = v[0][i];
+      r[4 * i + 1] = v[1][i];
+      r[4 * i + 2] = v[2][i];
+      r[4 * i + 3] = v[3][i];
+    }
     const std::int64_t lo = 4 * b0 > e_begin ? 4 * b0 : e_begin;
     const std::int64_t hi = 4 * (b0 + nb) < e_end ? 4 * (b0 + nb) : e_end;
-    for (std::int64_t e = lo; e < hi; ++e) {
-      const std::int64_t i = e / 4 - b0;
-      const int h = static_cast<int>(e % 4);
-      const T x = clean[e], r = v[h][i];
-      T out = x;
-      switch (kind) {
-        case Noise::Gaussian: out = x + r; break;
-        case Noise::Masking: out = r < lvl ? T(0) : x; break;
-        case Noise::SaltPepper: out = r < half ? T(1) : (r < lvl ? T(0) : x); break;
-        case Noise::None: break;
-      }
-      noisy[e] = out;
+    const T* rc = r - 4 * b0;  // rc[e]: element e's draw
+    const T* xc = clean;
+    T* out = noisy;
+    switch (kind) {
+      case Noise::Gaussian:
+#pragma omp simd
+        for (std::int64_t e = lo; e < hi; ++e) out[e] = xc[e] + rc[e];
+        break;
+      case Noise::Masking:
+#pragma omp simd
+        for (std::int64_t e = lo; e < hi; ++e) out[e] = rc[e] < lvl ? T(0) : xc[e];
+        break;
+      case Noise::SaltPepper:
+#pragma omp simd
+        for (std::int64_t e = lo; e < hi; ++e)
+          out[e] = rc[e] < half ? T(1) : (rc[e] < lvl ? T(0) : xc[e]);
+        break;
+      case Noise::None:
+        for (std::int64_t e = lo; e < hi; ++e) out[e] = xc[e];
+        break;
     }
   }
 }
