@@ -92,6 +92,39 @@ PYBIND11_MODULE(_engine, m) {
   }, py::arg("counter"), py::arg("seed"),
      "Philox4x32-10 of each counter row under key (seed low 32, seed high 32).");
 
+  m.def("own_gemm", [](py::array_t<float, py::array::c_style | py::array::forcecast> a,
+                       py::array_t<float, py::array::c_style | py::array::forcecast> b,
+                       py::array_t<float, py::array::c_style | py::array::forcecast> c,
+                       bool trans_a, bool trans_b, float alpha, float beta) -> py::object {
+    if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2)
+      throw InvalidArgument("a, b, c: expected 2-D arrays");
+    const py::ssize_t m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
+    const py::ssize_t kb = trans_b ? b.shape(1) : b.shape(0), n = trans_b ? b.shape(0) : b.shape(1);
+    if (kb != k) throw InvalidArgument("b: expected op(b) with as many rows as op(a) has columns");
+    if (c.shape(0) != m || c.shape(1) != n)
+      throw InvalidArgument("c: expected shape (" + std::to_string(m) + ", " + std::to_string(n) + ")");
+    const py::ssize_t limit = std::numeric_limits<int>::max();
+    if (m < 1 || n < 1 || k < 1 || a.shape(0) > limit || a.shape(1) > limit ||
+        b.shape(0) > limit || b.shape(1) > limit)
+      throw InvalidArgument("a, b: expected dimensions from 1 to 2^31-1");
+    py::array_t<float> out({m, n});
+    std::memcpy(out.mutable_data(), c.data(), sizeof(float) * static_cast<std::size_t>(m * n));
+    bool done;
+    {
+      py::gil_scoped_release release;
+      done = own_gemm_f32(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n),
+                          static_cast<int>(k), alpha, a.data(), static_cast<int>(a.shape(1)),
+                          b.data(), static_cast<int>(b.shape(1)), beta, out.mutable_data(),
+                          static_cast<int>(n));
+    }
+    if (!done) return py::none();
+    return std::move(out);
+  }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false,
+     py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+     "alpha·op(a)·op(b) + beta·c in float32 by the engine's own AVX-512 GEMM (the kernel a "
+     "float32 step uses for its dense products on AVX-512), for its tests; None where this CPU "
+     "has no AVX-512.");
+
   py::class_<Network>(m, "Network")
       .def(py::init([](std::vector<std::int64_t> sizes, std::vector<std::string> activations,
                        const std::string& loss, const std::string& dtype, double weight_decay,

@@ -226,6 +226,9 @@ double Network::workspace_bytes(std::int64_t rows) const {
              ((std::max(n0, r) + static_cast<double>(kNzBlock)) * static_cast<double>(kSlabElems) * es +
               4.0 * n0 + 64.0);
   }
+  // The GEMM panels (reserve_threads).
+  bytes += static_cast<double>(ThreadPool::instance().size()) *
+           static_cast<double>(kGemmPackFloats) * 4.0;
   return bytes;
 }
 
@@ -449,7 +452,10 @@ void Network::reserve_threads(int threads) {
   partials_ = nullptr;
   threads_capacity_ = 0;
   part_stride_ = ((max_width_ + 1 + 7) / 8) * 8;  // whole cache lines per thread
-  const std::int64_t doubles = 3LL * threads * part_stride_ + 8LL * threads;
+  // Then the GEMM panels (gemm_pack), whose pages are touched only by float32
+  // products on AVX-512 (cpu/gemm.inl).
+  const std::int64_t doubles =
+      3LL * threads * part_stride_ + 8LL * threads + threads * (kGemmPackFloats / 2);
   partials_ = static_cast<double*>(zeroed_alloc(sizeof(double) * doubles));
   threads_capacity_ = threads;
 }

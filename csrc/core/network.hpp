@@ -60,6 +60,10 @@ constexpr std::int64_t kSlabElems = 80;
 // than n, room for the 16-entry stores that write a row's list (a thread
 // packs its lists from the start of its region: cpu/kernels.inl).
 inline std::int64_t nz_stride(std::int64_t n) { return n + 16; }
+// The own float32 GEMM (cpu/gemm.inl) packs its right operand a panel of 64
+// columns and at most kGemmKc rows at a time, into per-thread scratch.
+constexpr std::int64_t kGemmKc = 256;
+constexpr std::int64_t kGemmPackFloats = kGemmKc * 64;
 
 struct NetworkConfig {
   std::vector<std::int64_t> sizes;        // n0 (inputs), n1, ..., nL
@@ -208,6 +212,13 @@ class Network {
   double* part_scalar(int tid) {
     return partials_ + 3LL * threads_capacity_ * part_stride_ + 8LL * tid;
   }
+  // The own GEMM's panel of the right operand (cpu/gemm.inl), after the
+  // scalars: kGemmPackFloats floats per thread, on whole cache lines.
+  float* gemm_pack(int tid) {
+    return reinterpret_cast<float*>(partials_ + 3LL * threads_capacity_ * part_stride_ +
+                                    8LL * threads_capacity_) +
+           static_cast<std::int64_t>(tid) * kGemmPackFloats;
+  }
 
   NetworkConfig cfg_;
   OptimizerConfig opt_;
@@ -272,6 +283,11 @@ std::vector<std::string> supported_cpu_isas();  // best first
 // instruction set `isa` (a name Network::isa() returns; cpu/latent.inl).
 void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std::uint32_t stream,
                    std::int64_t n, void* out);
+// Row-major C = alpha·op(A)·op(B) + beta·C by the own float32 GEMM of the
+// AVX-512 kernels (cpu/gemm.inl), for its tests; false (nothing done) where
+// this CPU or build has none.
+bool own_gemm_f32(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                  int lda, const float* b, int ldb, float beta, float* c, int ldc);
 // "Haswell" where 512-bit FMAs run at the 256-bit rate (OpenBLAS's AVX2
 // kernels are then faster than its AVX-512 ones), "" otherwise.
 std::string preferred_blas_coretype();

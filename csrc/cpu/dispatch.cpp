@@ -20,6 +20,10 @@ FUSEDAE_DECLARE(avx2)
 #endif
 #ifdef FUSEDAE_HAVE_AVX512
 FUSEDAE_DECLARE(avx512)
+namespace isa_avx512 {
+bool own_gemm_f32(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                  int lda, const float* b, int ldb, float beta, float* c, int ldc);
+}
 #endif
 #undef FUSEDAE_DECLARE
 #if defined(__x86_64__) || defined(_M_X64)
@@ -98,6 +102,19 @@ void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std:
   if (isa == "avx2") return cpu::isa_avx2::latent_normal_draws(dtype, seed, stream, n, out);
 #endif
   cpu::isa_generic::latent_normal_draws(dtype, seed, stream, n, out);
+}
+
+bool own_gemm_f32(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                  int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+#ifdef FUSEDAE_HAVE_AVX512
+  for (const auto& s : supported_cpu_isas())
+    if (s == "avx512")
+      return cpu::isa_avx512::own_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                                           c, ldc);
+#endif
+  (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+  (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
+  return false;
 }
 
 }  // namespace fusedae

@@ -189,9 +189,23 @@ template <class T> class NetworkImpl final : public Network {
   T* A(int l) { return static_cast<T*>(act_[l]); }
 
   // dst (m × n_l) = a_prev (m × n_{l-1}) · W_l
-  void gemm_rows(const T* a_prev, int l, T* dst, std::int64_t m) {
+  void gemm_rows(const T* a_prev, int l, T* dst, std::int64_t m, int tid) {
     const int k = static_cast<int>(n_[l - 1]), n = static_cast<int>(n_[l]);
-    blas::gemm(false, false, static_cast<int>(m), n, k, T(1), a_prev, k, W(l), n, T(0), dst, n);
+    gemm(false, false, static_cast<int>(m), n, k, T(1), a_prev, k, W(l), n, T(0), dst, n, tid);
+  }
+
+  // C = alpha·op(A)·op(B) + beta·C: the own kernel where it has one for
+  // these (float32 on AVX-512, shapes that repay it: cpu/gemm.inl), else
+  // OpenBLAS.
+  void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda,
+            const T* b, int ldb, T beta, T* c, int ldc, int tid) {
+    if constexpr (kOwnGemm && std::is_same<T, float>::value) {
+      if (own_gemm_fits(m, n, k)) {
+        own_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, gemm_pack(tid));
+        return;
+      }
+    }
+    blas::gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 
   bool sparse_active() const { return cfg_.sparsity_layer > 0 && cfg_.sparsity_weight > 0; }
@@ -290,7 +304,7 @@ template <class T> class NetworkImpl final : public Network {
     const T* a_prev = j.x + r * n_[j.start];
     for (int l = j.start + 1; l <= j.stop; ++l) {
       T* dst = l == j.stop ? j.out + r * n_[l] : A(l) + a * n_[l];
-      gemm_rows(a_prev, l, dst, m);
+      gemm_rows(a_prev, l, dst, m, tid);
       if (cfg_.activations[l - 1] == Activation::Softmax)
         bias_softmax(dst, m, n_[l], Bias(l));
       else
@@ -332,7 +346,7 @@ template <class T> class NetworkImpl final : public Network {
     for (int l = 1; l <= L_; ++l) {
       T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
       if (l == 1) first_layer_forward(x, rows_at, r0, r1, dst, tid);
-      else if (m > 0) gemm_rows(a_prev, l, dst, m);
+      else if (m > 0) gemm_rows(a_prev, l, dst, m, tid);
       if (l < L_ || j.phase == Phase::ForwardOnly) {
         double* rs = nullptr;
         if (l == sl) {
@@ -443,8 +457,8 @@ template <class T> class NetworkImpl final : public Network {
         // (the update waits for every thread below).
         const int k = static_cast<int>(n_[0]), n = static_cast<int>(n_[1]);
         if (j.dx && m > 0)
-          blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(1), n,
-                     T(0), j.dx + r0 * k, k);
+          gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(1), n, T(0),
+               j.dx + r0 * k, k, tid);
         if (update) {
           if (j.dx) sync(nt);
           sumsq += update_weights(j, 1, tid, nt, x, delta);
@@ -456,8 +470,8 @@ template <class T> class NetworkImpl final : public Network {
       // g held δ_{l+2}, which a slower thread's update of W_{l+2} may still read.
       if (update && l <= L_ - 2) sync(nt);
       if (m > 0)
-        blas::gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(l), n,
-                   T(0), g + r0 * k, k);
+        gemm(false, true, static_cast<int>(m), k, n, T(1), delta + r0 * n, n, W(l), n, T(0),
+             g + r0 * k, k, tid);
       double* cs = part_colsum(parity, tid);
       zero(cs, k);
       const T* s = (l - 1 == sl) ? static_cast<const T*>(sparse_term_) : nullptr;
@@ -547,8 +561,8 @@ template <class T> class NetworkImpl final : public Network {
                          nz_bounds(rows_capacity_), i0, i1, delta, B, n,
                          dst + i0 * n, n, slab(tid), block_sums(tid), update, alpha, beta);
     } else if (i1 > i0) {
-      blas::gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), alpha,
-                 a_in + i0, k, delta, n, update ? beta : T(0), dst + i0 * n, n);
+      gemm(true, false, static_cast<int>(i1 - i0), n, static_cast<int>(B), alpha, a_in + i0, k,
+           delta, n, update ? beta : T(0), dst + i0 * n, n, tid);
     }
   }
 
@@ -583,7 +597,7 @@ template <class T> class NetworkImpl final : public Network {
         return;
       }
       if (!sparse) {
-        gemm_rows(x + r0 * n0, 1, dst, m);
+        gemm_rows(x + r0 * n0, 1, dst, m, tid);
         return;
       }
       list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
