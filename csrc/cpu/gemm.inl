@@ -10,8 +10,10 @@
 // operand and 6 broadcasts of the left one feed 24 FMAs, so the FMAs, not the
 // loads, set the pace) reached 231-241 on the same shapes, 206 against 199 on
 // the VAE's 128 × 400 × 784 and 207-216 against 178-197 on W-wide's 512 ×
-// 1024 × 1024 (docs/performance.md). The left operand is read in place (its
-// 6 rows are 6 sequential streams of broadcasts); only the right one is packed,
+// 1024 × 1024 alone (docs/performance.md; inside the step W-wide still ran
+// faster on OpenBLAS, so own_gemm_fits leaves it there). The left operand is
+// read in place (its 6 rows are 6 sequential streams of broadcasts); only the
+// right one is packed,
 // one panel of 64 columns and up to kGemmKc rows at a time, into the thread's
 // kGemmPackFloats of scratch. Each element of C is a sum over k in order, in
 // the same order whatever the rows split between threads.
