@@ -195,6 +195,27 @@ def test_train_steps(case, opt, dtype, isa, rng):
         assert rel_err(net.params, mlp.flatten(*whole)) <= TOL[dtype]
 
 
+# Steps whose hidden layer's three dense products (Z = A·W, the weight
+# gradient with SGD folded in, δ·Wᵀ) reach the own AVX-512 GEMM (own_gemm_fits:
+# 2^20 or more multiply-adds per thread) whatever the machine's core count:
+# 300-120-300 (B 97) and 256-72-256 (B 300) on 1 and 2 threads, 200-144-200
+# (B 40) on 1.
+OWN_GEMM = [SPARSE_X[0], SPARSE_X[2], SPARSE_X[3]]
+
+
+@pytest.mark.skipif("avx512" not in ISAS, reason="the own GEMM is the AVX-512 kernels'")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+@pytest.mark.parametrize("case", [CASES[i] for i in OWN_GEMM], ids=[CASE_IDS[i] for i in OWN_GEMM])
+def test_train_steps_through_the_own_gemm(case, opt, threads, rng):
+    before = engine.get_num_threads()
+    try:
+        engine.set_num_threads(threads)
+        test_train_steps(case, opt, "float32", "avx512", rng)
+    finally:
+        engine.set_num_threads(before)
+
+
 def reference_epoch(Ws, bs, X, spec, ref_opt, batch, seed, epoch, noise_step, kind, level):
     perm = philox.permutation(len(X), seed, epoch)
     losses = []

@@ -31,8 +31,11 @@ def reference(a, b, c, trans_a, trans_b, alpha, beta):
     return exact, (k + 2) * EPS32 * scale + 1e-30
 
 
+# Last panels of 1, 2, 3 and 4 vectors (n mod 64: 1, 3, 16, 17, 36, 26, 40,
+# 64, 4, 2), tiles of 6 and 12 rows and the rows left over.
 SHAPES = [(1, 1, 1), (5, 3, 7), (6, 16, 16), (7, 17, 33), (13, 64, 196), (12, 65, 257),
-          (25, 196, 784), (98, 784, 256), (256, 196, 784), (40, 130, 513)]
+          (25, 196, 784), (98, 784, 256), (256, 196, 784), (40, 130, 513), (30, 100, 300),
+          (37, 90, 300), (13, 40, 513)]
 
 
 @pytest.mark.parametrize("m,n,k", SHAPES, ids=[f"{m}x{n}x{k}" for m, n, k in SHAPES])
@@ -57,6 +60,40 @@ def test_own_gemm_beta_zero_reads_nothing_of_c(rng):
     c = np.full((30, 70), np.nan, dtype=np.float32)
     out = engine.own_gemm(a, b, c, False, False, 2.0, 0.0)
     np.testing.assert_allclose(out, 2.0 * (a.astype(np.float64) @ b), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True), (True, True)])
+def test_own_gemm_beta_zero_over_several_blocks_of_k(trans_a, trans_b, rng):
+    # k = 784: four blocks of k, the later ones adding to what the first wrote.
+    m, n, k = 30, 70, 784
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = np.full((m, n), np.nan, dtype=np.float32)
+    out = engine.own_gemm(a, b, c, trans_a, trans_b, 1.0, 0.0)
+    exact, bound = reference(a, b, c, trans_a, trans_b, 1.0, 0.0)
+    assert np.all(np.abs(out.astype(np.float64) - exact) <= bound)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+def test_own_gemm_reads_blocks_of_wider_matrices(trans_a, trans_b, rng):
+    # As a step passes them: a block of columns of a wider matrix, its row
+    # stride (the leading dimension) longer than the block (the weight
+    # gradient's A_{l-1}[:, i0:i1] with beta ≠ 0, over several blocks of k).
+    m, n, k = 29, 75, 600
+    a_full = rng.standard_normal((k, m + 40) if trans_a else (m, k + 40)).astype(np.float32)
+    b_full = rng.standard_normal((n, k + 24) if trans_b else (k, n + 24)).astype(np.float32)
+    a = a_full[:, 17:17 + m] if trans_a else a_full[:, 17:17 + k]
+    b = b_full[:, 5:5 + k] if trans_b else b_full[:, 5:5 + n]
+    assert not a.flags.c_contiguous and not b.flags.c_contiguous
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    out = engine.own_gemm(a, b, c, trans_a, trans_b, -0.1, 0.999)
+    exact, bound = reference(a, b, c, trans_a, trans_b, -0.1, 0.999)
+    assert np.all(np.abs(out.astype(np.float64) - exact) <= bound)
+    # Other layouts (a transposed view, a reversed one) are copied, not misread.
+    out_t = engine.own_gemm(np.asfortranarray(a), np.flip(np.flip(b, 0).copy(), 0), c,
+                            trans_a, trans_b, -0.1, 0.999)
+    np.testing.assert_array_equal(out_t, out)
 
 
 def test_own_gemm_sums_in_the_same_order_whatever_the_rows(rng):

@@ -92,20 +92,32 @@ PYBIND11_MODULE(_engine, m) {
   }, py::arg("counter"), py::arg("seed"),
      "Philox4x32-10 of each counter row under key (seed low 32, seed high 32).");
 
-  m.def("own_gemm", [](py::array_t<float, py::array::c_style | py::array::forcecast> a,
-                       py::array_t<float, py::array::c_style | py::array::forcecast> b,
+  m.def("own_gemm", [](py::array_t<float> a_in, py::array_t<float> b_in,
                        py::array_t<float, py::array::c_style | py::array::forcecast> c,
                        bool trans_a, bool trans_b, float alpha, float beta) -> py::object {
-    if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2)
+    if (a_in.ndim() != 2 || b_in.ndim() != 2 || c.ndim() != 2)
       throw InvalidArgument("a, b, c: expected 2-D arrays");
+    // A view of whole rows with a longer stride (x[:, j0:j1]) is passed as it
+    // is, its row stride the leading dimension, as a step passes a block of a
+    // wider matrix; any other layout is copied to C order first.
+    const auto rows_of = [](const py::array_t<float>& x) -> py::array_t<float> {
+      const py::ssize_t f = sizeof(float);
+      if (x.strides(1) == f && x.strides(0) > 0 && x.strides(0) % f == 0 &&
+          x.strides(0) >= x.shape(1) * f)
+        return x;
+      return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
+    };
+    const py::array_t<float> a = rows_of(a_in), b = rows_of(b_in);
+    const py::ssize_t lda = a.strides(0) / static_cast<py::ssize_t>(sizeof(float));
+    const py::ssize_t ldb = b.strides(0) / static_cast<py::ssize_t>(sizeof(float));
     const py::ssize_t m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
     const py::ssize_t kb = trans_b ? b.shape(1) : b.shape(0), n = trans_b ? b.shape(0) : b.shape(1);
     if (kb != k) throw InvalidArgument("b: expected op(b) with as many rows as op(a) has columns");
     if (c.shape(0) != m || c.shape(1) != n)
       throw InvalidArgument("c: expected shape (" + std::to_string(m) + ", " + std::to_string(n) + ")");
     const py::ssize_t limit = std::numeric_limits<int>::max();
-    if (m < 1 || n < 1 || k < 1 || a.shape(0) > limit || a.shape(1) > limit ||
-        b.shape(0) > limit || b.shape(1) > limit)
+    if (m < 1 || n < 1 || k < 1 || a.shape(0) > limit || lda > limit || b.shape(0) > limit ||
+        ldb > limit)
       throw InvalidArgument("a, b: expected dimensions from 1 to 2^31-1");
     py::array_t<float> out({m, n});
     std::memcpy(out.mutable_data(), c.data(), sizeof(float) * static_cast<std::size_t>(m * n));
@@ -113,8 +125,8 @@ PYBIND11_MODULE(_engine, m) {
     {
       py::gil_scoped_release release;
       done = own_gemm_f32(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n),
-                          static_cast<int>(k), alpha, a.data(), static_cast<int>(a.shape(1)),
-                          b.data(), static_cast<int>(b.shape(1)), beta, out.mutable_data(),
+                          static_cast<int>(k), alpha, a.data(), static_cast<int>(lda),
+                          b.data(), static_cast<int>(ldb), beta, out.mutable_data(),
                           static_cast<int>(n));
     }
     if (!done) return py::none();

@@ -471,22 +471,22 @@ static void corrupt(const T* clean, T* noisy, std::int64_t e_begin, std::int64_t
     }
     const std::int64_t lo = 4 * b0 > e_begin ? 4 * b0 : e_begin;
     const std::int64_t hi = 4 * (b0 + nb) < e_end ? 4 * (b0 + nb) : e_end;
-    const T* rc = r - 4 * b0;  // rc[e]: element e's draw
+    const std::int64_t e0 = 4 * b0;  // r[e - e0]: element e's draw
     const T* xc = clean;
     T* out = noisy;
     switch (kind) {
       case Noise::Gaussian:
 #pragma omp simd
-        for (std::int64_t e = lo; e < hi; ++e) out[e] = xc[e] + rc[e];
+        for (std::int64_t e = lo; e < hi; ++e) out[e] = xc[e] + r[e - e0];
         break;
       case Noise::Masking:
 #pragma omp simd
-        for (std::int64_t e = lo; e < hi; ++e) out[e] = rc[e] < lvl ? T(0) : xc[e];
+        for (std::int64_t e = lo; e < hi; ++e) out[e] = r[e - e0] < lvl ? T(0) : xc[e];
         break;
       case Noise::SaltPepper:
 #pragma omp simd
         for (std::int64_t e = lo; e < hi; ++e)
-          out[e] = rc[e] < half ? T(1) : (rc[e] < lvl ? T(0) : xc[e]);
+          out[e] = r[e - e0] < half ? T(1) : (r[e - e0] < lvl ? T(0) : xc[e]);
         break;
       case Noise::None:
         for (std::int64_t e = lo; e < hi; ++e) out[e] = xc[e];
