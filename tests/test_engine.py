@@ -415,6 +415,39 @@ def test_saturated_wide_layer_stays_finite(isa, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_non_finite_inputs_are_refused_on_every_thread_count(dtype, threads, rng):
+    # 300 × 256 inputs (76,800 elements) are scanned by the whole pool, each
+    # thread a share of the rows (core/network.cpp): a NaN or infinity in any
+    # share, at its first or last element, is found before anything is written.
+    before = engine.get_num_threads()
+    try:
+        engine.set_num_threads(threads)
+        net = engine.Network([256, 32, 256], ["sigmoid", "sigmoid"], "squared_error", dtype,
+                             0.0, 1, 0.1, 3.0)
+        net.init_params(0)
+        net.set_optimizer("sgd", 0.1)
+        start = net.params.copy()
+        clean = rng.uniform(0, 1, (300, 256)).astype(dtype)
+        ends = sorted({300 * t // threads for t in range(threads + 1)})
+        where = [(0, 0), (299, 255)] + [(r, 0) for r in ends[1:-1]] + \
+                [(r - 1, 255) for r in ends[1:-1]]
+        for (r, c), bad in zip(where, [np.nan, np.inf, -np.inf, np.nan, np.inf, np.nan]):
+            X = clean.copy()
+            X[r, c] = bad
+            with pytest.raises(ValueError, match="^X: contains NaN or infinity"):
+                net.train_step(X, X)
+            with pytest.raises(ValueError, match="^X: contains NaN or infinity"):
+                net.fit_epoch(X, None, 64, True, "none", 0.0)
+            with pytest.raises(ValueError, match="^Y: contains NaN or infinity"):
+                net.train_step(clean, X)
+            assert np.array_equal(net.params, start)
+        assert np.isfinite(net.train_step(clean, clean))
+    finally:
+        engine.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_thread_counts_agree(dtype, rng):
     case = ((200, 90, 200), ("sigmoid", "sigmoid"), "squared_error", 1e-3, 1, 300)
     results = []
