@@ -74,7 +74,8 @@ void Vae::reserve(std::int64_t rows) {
 }
 
 void Vae::check_inputs(const MatrixView& x, const MatrixView* y) const {
-  check_matrix(x, "X", cfg_.dtype, cfg_.n_features, true);
+  // The encoder's forward pass is the first to read X.
+  check_matrix(x, "X", cfg_.dtype, cfg_.n_features, true, false, enc_->forward_flops(x.rows));
   if (cfg_.n_conditions > 0) {
     if (!y) throw InvalidArgument("Y: required by a conditional VAE (one row of labels per row of X)");
     check_matrix(*y, "Y", cfg_.dtype, cfg_.n_conditions, true);
@@ -344,7 +345,8 @@ double Gan::g_step(const T* z, std::int64_t m, bool update) {
 }
 
 double Gan::discriminator_step(const MatrixView& real) {
-  check_matrix(real, "X", cfg_.dtype, cfg_.n_features, true);
+  check_matrix(real, "X", cfg_.dtype, cfg_.n_features, true, false,
+               d_->forward_flops(real.rows));
   reserve(real.rows, "X");
   if (cfg_.dtype == DType::Float32) return d_step(static_cast<const float*>(real.data), real.rows);
   return d_step(static_cast<const double*>(real.data), real.rows);
@@ -367,7 +369,8 @@ double Gan::generator_loss_and_gradient(const MatrixView& z) {
 
 GanEpoch Gan::fit_epoch(const MatrixView& x, std::int64_t batch_size, int d_per_g, bool train_d,
                         bool train_g, bool shuffle) {
-  check_matrix(x, "X", cfg_.dtype, cfg_.n_features, true);
+  check_matrix(x, "X", cfg_.dtype, cfg_.n_features, true, false,
+               d_->forward_flops(batch_size > 0 && batch_size < x.rows ? batch_size : x.rows));
   if (batch_size < 1) throw InvalidArgument("batch_size: expected an integer >= 1");
   if (d_per_g < 1) throw InvalidArgument("d_steps: expected an integer >= 1");
   if (!train_d && !train_g) throw InvalidArgument("train_d, train_g: nothing to train");

@@ -107,6 +107,11 @@ struct EpochResult {
 // All buffers are allocated here (never inside a step): parameters, gradients
 // and optimizer state once at construction, the row workspace when a call
 // needs more rows than any call before it.
+// Below this many multiply-add flops (a forward pass over all layers) a CPU
+// step runs on the calling thread alone: ~50 µs of work, where the pool's
+// barriers would cost more than they save.
+constexpr double kParallelFlops = 2.0e6;
+
 class Network {
  public:
   explicit Network(const NetworkConfig& cfg);
@@ -116,6 +121,13 @@ class Network {
 
   const NetworkConfig& config() const { return cfg_; }
   DType dtype() const { return cfg_.dtype; }
+  // Multiply-add flops of a forward pass over `rows` rows, all layers.
+  double forward_flops(std::int64_t rows) const {
+    double f = 0.0;
+    for (std::size_t l = 1; l < cfg_.sizes.size(); ++l)
+      f += 2.0 * static_cast<double>(cfg_.sizes[l - 1]) * static_cast<double>(cfg_.sizes[l]);
+    return f * static_cast<double>(rows);
+  }
   std::int64_t n_params() const { return n_params_; }
   std::int64_t weight_offset(int layer) const { return w_off_[layer]; }  // layer 1..L
   std::int64_t bias_offset(int layer) const { return b_off_[layer]; }

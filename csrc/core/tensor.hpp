@@ -27,8 +27,12 @@ struct MatrixView {
 
 // Throws InvalidArgument naming `name` unless `m` is a CPU matrix of `dtype`
 // with `cols` columns (any width if cols < 0), 1 <= rows < 2^31, contiguous,
-// and (if asked) writeable and free of NaN and infinity.
+// and (if asked) writeable and free of NaN and infinity. `step_flops`: the
+// forward flops of the pooled step that reads m next (0: none); the NaN scan
+// of a large m is shared with the pool only where that step is
+// (kParallelFlops, core/network.hpp), since waking the pool for a step that
+// runs on the caller alone would cost more than the scan.
 void check_matrix(const MatrixView& m, const char* name, DType dtype, std::int64_t cols,
-                  bool require_finite, bool require_writeable = false);
+                  bool require_finite, bool require_writeable = false, double step_flops = 0.0);
 
 }  // namespace fusedae

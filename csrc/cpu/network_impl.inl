@@ -174,10 +174,6 @@ template <class T> class NetworkImpl final : public Network {
   // the output epilogue's float sums (OutputDelta), so the sums are grouped
   // exactly as for a copied batch.
   static constexpr std::int64_t kTargetRows = 8;
-  // Below this many multiply-add flops per call (forward, all layers) a step
-  // runs on the calling thread: ~50 µs of work, where the pool's barriers
-  // would cost more than they save.
-  static constexpr double kParallelFlops = 2.0e6;
   int threads_used_ = 1;  // threads of the last dispatch
   const T* kept_x_ = nullptr;   // inputs of the last forward_keep, for backward_from
   std::int64_t kept_rows_ = 0;
@@ -285,10 +281,7 @@ template <class T> class NetworkImpl final : public Network {
   void dispatch(std::int64_t rows, void (*task)(void*, int, int), Job* job) {
     ThreadPool& pool = ThreadPool::instance();
     blas::keep_single_threaded();
-    double flops = 0.0;
-    for (int l = 1; l <= L_; ++l) flops += 2.0 * static_cast<double>(n_[l - 1] * n_[l]);
-    flops *= static_cast<double>(rows);
-    const bool parallel = pool.size() > 1 && flops >= kParallelFlops;
+    const bool parallel = pool.size() > 1 && forward_flops(rows) >= kParallelFlops;
     reserve_threads(parallel ? pool.size() : 1);
     threads_used_ = parallel ? pool.size() : 1;
     if (parallel) pool.run(task, job);
