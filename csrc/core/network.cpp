@@ -320,17 +320,12 @@ FUSEDAE_CLONES bool all_finite_f64(const void* data, std::int64_t n) {
 // Matrices from this many elements are scanned by the whole pool.
 constexpr std::int64_t kPooledScan = std::int64_t(1) << 16;
 
-// No NaN or infinity in m (C-contiguous). A large matrix is scanned by the
-// pool, each thread the rows a step of that many rows gives it (rows·t/n to
-// rows·(t+1)/n, as cpu/network_impl.inl splits a batch), so a step that
-// follows finds each thread's share of its batch in that thread's cache, and
-// a worker is not asleep when the step is published. Scanned by the caller
-// alone, a W-mnist batch (256 × 784 floats) took ~40 µs, after which every
-// step on 2 threads started with the worker still waking up, and with thread
-// 1 reading its rows from thread 0's cache (docs/performance.md).
-// Only before a step that itself runs on the pool (step_flops): waking the
+// No NaN or infinity in m (C-contiguous). A large matrix read next by a step
+// that runs on the pool (step_flops) is scanned by the pool, each thread the
+// rows that step gives it (split_rows): half the time on 2 threads (an epoch's
+// 10,240 × 784 floats: ~1.08 ms → ~0.56 ms; docs/performance.md). Waking the
 // pool for a step the caller runs alone cost a 784-2-784 step (B 256, 2
-// threads) a quarter of its rate.
+// threads) a quarter of its rate, hence the condition.
 bool all_finite_matrix(const MatrixView& m, DType dtype, double step_flops) {
   using Scan = bool (*)(const void*, std::int64_t);
   const Scan scan = dtype == DType::Float32 ? all_finite_f32 : all_finite_f64;
@@ -348,7 +343,8 @@ bool all_finite_matrix(const MatrixView& m, DType dtype, double step_flops) {
   pool.run(
       [](void* ctx, int tid, int nt) {
         Job& j = *static_cast<Job*>(ctx);
-        const std::int64_t a = j.rows * tid / nt, b = j.rows * (tid + 1) / nt;
+        std::int64_t a, b;
+        split_rows(j.rows, tid, nt, &a, &b);
         if (b > a && !j.scan(j.base + a * j.row_bytes, (b - a) * j.cols))
           j.bad.store(true, std::memory_order_relaxed);
       },

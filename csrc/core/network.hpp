@@ -103,14 +103,23 @@ struct EpochResult {
   bool diverged = false;      // a step's loss was not finite: it was not applied
 };
 
-// Storage and counters shared by every backend; kernels live in subclasses.
-// All buffers are allocated here (never inside a step): parameters, gradients
-// and optimizer state once at construction, the row workspace when a call
-// needs more rows than any call before it.
 // Below this many multiply-add flops (a forward pass over all layers) a CPU
 // step runs on the calling thread alone: ~50 µs of work, where the pool's
 // barriers would cost more than they save.
 constexpr double kParallelFlops = 2.0e6;
+
+// Thread tid's share [*a, *b) of n items (rows of a batch, rows of dW, tiles)
+// split between nt threads: the split every pooled pass uses, so that a pass
+// finds the rows an earlier one gave the same thread in its cache.
+inline void split_rows(std::int64_t n, int tid, int nt, std::int64_t* a, std::int64_t* b) {
+  *a = n * tid / nt;
+  *b = n * (tid + 1) / nt;
+}
+
+// Storage and counters shared by every backend; kernels live in subclasses.
+// All buffers are allocated here (never inside a step): parameters, gradients
+// and optimizer state once at construction, the row workspace when a call
+// needs more rows than any call before it.
 
 class Network {
  public:

@@ -266,10 +266,6 @@ template <class T> class NetworkImpl final : public Network {
     }
   };
 
-  static void split(std::int64_t n, int tid, int nt, std::int64_t* a, std::int64_t* b) {
-    *a = n * tid / nt;
-    *b = n * (tid + 1) / nt;
-  }
 
   static void sync(int nt) {
     if (nt > 1) ThreadPool::instance().barrier();
@@ -290,7 +286,7 @@ template <class T> class NetworkImpl final : public Network {
 
   void forward_part(const ForwardJob& j, int tid, int nt) {
     std::int64_t a, b;
-    split(j.rows, tid, nt, &a, &b);
+    split_rows(j.rows, tid, nt, &a, &b);
     const std::int64_t m = b - a;
     if (m <= 0) return;
     const std::int64_t r = j.r0 + a;
@@ -311,7 +307,7 @@ template <class T> class NetworkImpl final : public Network {
     const int sl = sparse_active() ? cfg_.sparsity_layer : 0;
     const std::int64_t B = j.B;
     std::int64_t r0, r1;
-    split(B, tid, nt, &r0, &r1);
+    split_rows(B, tid, nt, &r0, &r1);
     const std::int64_t m = r1 - r0;
     const T* x;  // the whole batch's inputs and targets, once this thread's rows are in
     const T* y;
@@ -529,12 +525,12 @@ template <class T> class NetworkImpl final : public Network {
   bool weight_rows(int l, int tid, int nt, std::int64_t B, std::int64_t* i0, std::int64_t* i1) {
     if (l == 1 && sparse_batch(B, nt)) {
       std::int64_t t0, t1;
-      split(nz_tiles(n_[0]), tid, nt, &t0, &t1);
+      split_rows(nz_tiles(n_[0]), tid, nt, &t0, &t1);
       *i0 = t0 * kNzTile;
       *i1 = t1 * kNzTile < n_[0] ? t1 * kNzTile : n_[0];
       return true;
     }
-    split(n_[l - 1], tid, nt, i0, i1);
+    split_rows(n_[l - 1], tid, nt, i0, i1);
     return false;
   }
 
