@@ -1,7 +1,7 @@
 """Quick before/after check: steps/s of the engine alone on one workload.
 
     python bench/step.py D N B [--threads T] [--seconds S | --steps K] [--density P]
-    python bench/step.py D N B --epoch ROWS [--noise KIND --level L] [--threads T] [--seconds S | --steps K] [--density P]
+    python bench/step.py D N B --epoch ROWS [--in-order] [--noise KIND --level L] [--threads T] [--seconds S | --steps K] [--density P]
     python bench/step.py D N B --model vae | gan [--threads T] [--seconds S | --steps K]
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
@@ -10,7 +10,7 @@ MNIST-like, by default; 1 gives dense inputs, which skip the engine's
 nonzero path), ``train_step`` in a loop for S seconds after a warm-up.
 ``--epoch ROWS`` times shuffled ``fit_epoch`` calls over ROWS such rows
 instead (batches of B; the figure is still steps per second, and --steps
-counts epochs), with ``--noise gaussian|masking|salt_pepper --level L`` the
+counts epochs; ``--in-order`` keeps the rows' order), with ``--noise gaussian|masking|salt_pepper --level L`` the
 denoising corruption of each batch.
 ``--model vae`` and ``--model gan`` time the VAE and GAN steps of
 ``bench/cpu.py --all`` instead (their sizes are fixed there, so D N B are
@@ -45,6 +45,8 @@ def main(argv=None):
     parser.add_argument("--model", choices=["sparse", "vae", "gan"], default="sparse")
     parser.add_argument("--epoch", type=int, default=0, metavar="ROWS",
                         help="time shuffled fit_epoch calls over ROWS rows (batches of B)")
+    parser.add_argument("--in-order", action="store_true",
+                        help="--epoch: batches in the rows' order instead of shuffled")
     parser.add_argument("--noise", default="none",
                         choices=["none", "gaussian", "masking", "salt_pepper"],
                         help="--epoch: the denoising corruption of each batch")
@@ -66,7 +68,7 @@ def main(argv=None):
         level = args.level if args.noise != "none" else 0.0
 
         def epoch():
-            return net.fit_epoch(X, None, args.B, True, args.noise, level)
+            return net.fit_epoch(X, None, args.B, not args.in_order, args.noise, level)
 
         epoch()
         rate = steps * timed(epoch, args)
@@ -78,7 +80,8 @@ def main(argv=None):
         last = net.train_step(X, X) if args.steps > 0 else None
     flops = 10.0 * args.B * args.D * args.N
     print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}"
-          + (f", epochs of {rows} rows" if args.epoch else "")
+          + (f", {'in-order' if args.in_order else 'shuffled'} epochs of {rows} rows"
+             if args.epoch else "")
           + (f", {args.noise} noise {args.level}" if args.epoch and args.noise != "none" else "")
           + ", "
           f"{args.threads} thread(s): {rate:,.1f} steps/s, "
