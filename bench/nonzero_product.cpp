@@ -25,20 +25,9 @@
 
 #include <immintrin.h>
 
-#include "core/errors.hpp"
-#include "core/network.hpp"
-#include "core/philox.hpp"
 #include "cpu/blas.hpp"
 #include "cpu/thread_pool.hpp"
-
-namespace fusedae {
-namespace cpu {
-namespace isa_bench {
-#include "cpu/fastmath.inl"
-#include "cpu/kernels.inl"
-}  // namespace isa_bench
-}  // namespace cpu
-}  // namespace fusedae
+#include "kernels_for_bench.hpp"
 
 using namespace fusedae;
 using namespace fusedae::cpu::isa_bench;

@@ -21,21 +21,9 @@
 #include <cstring>
 #include <vector>
 
-#include <immintrin.h>
 #include <x86intrin.h>
 
-#include "core/errors.hpp"
-#include "core/network.hpp"
-#include "core/philox.hpp"
-
-namespace fusedae {
-namespace cpu {
-namespace isa_bench {
-#include "cpu/fastmath.inl"
-#include "cpu/kernels.inl"
-}  // namespace isa_bench
-}  // namespace cpu
-}  // namespace fusedae
+#include "kernels_for_bench.hpp"
 
 using fusedae::Activation;
 using fusedae::Loss;
