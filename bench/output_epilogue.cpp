@@ -69,15 +69,15 @@ int main(int argc, char** argv) {
   using Id = std::integral_constant<Activation, Activation::Identity>;
   const double vectors = static_cast<double>(size) / 16.0;
   const double copy = best_ticks(refill, 200);
-  const double sig = best_ticks([&] { epilogue(Sig{}); }, 200);
-  const double id = best_ticks([&] { epilogue(Id{}); }, 200);
-  const double ex = best_ticks([&] {
+  const double sigmoid_epilogue = best_ticks([&] { epilogue(Sig{}); }, 200);
+  const double identity_epilogue = best_ticks([&] { epilogue(Id{}); }, 200);
+  const double exp_only = best_ticks([&] {
     refill();
 #pragma omp simd
     for (long i = 0; i < size; ++i) c[i] = exp_f32(-c[i]);
     sink = sink + c[3];
   }, 200);
-  const double sg = best_ticks([&] {
+  const double sigmoid_only = best_ticks([&] {
     refill();
 #pragma omp simd
     for (long i = 0; i < size; ++i) c[i] = act<float, Activation::Sigmoid>(c[i]);
@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
   }, 200);
   std::printf("%ld x %ld, TSC ticks per 16-float vector (refill %.1f taken off): "
               "sigmoid epilogue %.1f, identity epilogue %.1f, exp alone %.1f, sigmoid alone %.1f\n",
-              rows, n, copy / vectors, (sig - copy) / vectors, (id - copy) / vectors,
-              (ex - copy) / vectors, (sg - copy) / vectors);
+              rows, n, copy / vectors, (sigmoid_epilogue - copy) / vectors,
+              (identity_epilogue - copy) / vectors, (exp_only - copy) / vectors,
+              (sigmoid_only - copy) / vectors);
   return 0;
 }

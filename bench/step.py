@@ -10,8 +10,9 @@ MNIST-like, by default; 1 gives dense inputs, which skip the engine's
 nonzero path), ``train_step`` in a loop for S seconds after a warm-up.
 ``--epoch ROWS`` times shuffled ``fit_epoch`` calls over ROWS such rows
 instead (batches of B; the figure is still steps per second, and --steps
-counts epochs; ``--in-order`` keeps the rows' order), with ``--noise gaussian|masking|salt_pepper --level L`` the
-denoising corruption of each batch.
+counts epochs; ``--in-order`` keeps the rows' order), with
+``--noise gaussian|masking|salt_pepper --level L`` the denoising corruption
+of each batch.
 ``--model vae`` and ``--model gan`` time the VAE and GAN steps of
 ``bench/cpu.py --all`` instead (their sizes are fixed there, so D N B are
 ignored: VAE 784-400-20, B 128, Adam; GAN 100-256-784 / 784-256-1, B 64, one
@@ -44,7 +45,8 @@ def main(argv=None):
     parser.add_argument("--density", type=float, default=0.2)
     parser.add_argument("--model", choices=["sparse", "vae", "gan"], default="sparse")
     parser.add_argument("--epoch", type=int, default=0, metavar="ROWS",
-                        help="time shuffled fit_epoch calls over ROWS rows (batches of B)")
+                        help="time fit_epoch calls over ROWS rows (batches of B), shuffled "
+                             "unless --in-order")
     parser.add_argument("--in-order", action="store_true",
                         help="--epoch: batches in the rows' order instead of shuffled")
     parser.add_argument("--noise", default="none",
