@@ -534,6 +534,36 @@ static std::int64_t count_nonzeros(const T* x, std::int64_t n) {
 // the chunk written past its end take at most n0 + 15 entries and the next
 // row's starts within 15 of its end, so row j of the thread starts before
 // (r0 + j)·stride and no write leaves the thread's region.
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// AVX2 has no compress instruction: a chunk's nonzeros are moved to its front
+// by a permute whose indices come from this table. Entry m lists the set bits
+// of the 8-bit mask m, lowest first, as 4-bit lane numbers (lane j of the
+// permute at bits 4j..4j+3; the lanes past the mask's count are 0).
+struct CompressTable {
+  std::uint32_t lanes[256];
+};
+constexpr CompressTable make_compress_table() {
+  CompressTable t{};
+  for (int m = 0; m < 256; ++m) {
+    std::uint32_t packed = 0;
+    int n = 0;
+    for (int i = 0; i < 8; ++i)
+      if ((m >> i) & 1) packed |= static_cast<std::uint32_t>(i) << (4 * n++);
+    t.lanes[m] = packed;
+  }
+  return t;
+}
+constexpr CompressTable kCompressTable = make_compress_table();
+
+// The permute's lane numbers for mask m, one per 32-bit lane.
+static inline __m256i compress_lanes8(unsigned m) {
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  return _mm256_and_si256(
+      _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(kCompressTable.lanes[m])), shifts),
+      _mm256_set1_epi32(15));
+}
+#endif
+
 template <class T>
 static std::int64_t list_row_nonzeros(const T* x, const std::int64_t* rows_at, std::int64_t r0,
                                       std::int64_t r1, std::int64_t n0, std::int64_t stride,
@@ -579,6 +609,50 @@ static std::int64_t list_row_nonzeros(const T* x, const std::int64_t* rows_at, s
         __m256i* cp = reinterpret_cast<__m256i*>(counts + k);
         const __m256i n = _mm256_loadu_si256(cp);
         _mm256_storeu_si256(cp, _mm256_mask_add_epi32(n, nz, n, _mm256_set1_epi32(1)));
+        p += __builtin_popcount(nz);
+      }
+    }
+#elif defined(__AVX2__)
+    // As above, 8 floats or 4 doubles a chunk, moved to the chunk's front by
+    // a permute (compress_lanes8); the counts gain 1 where the compare's lane
+    // is all ones (-1).
+    if constexpr (sizeof(T) == 4) {
+      for (; k + 8 <= n0; k += 8) {
+        if (ahead && k % 16 == 0) __builtin_prefetch(ahead + k);
+        if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
+        const __m256 v = _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+        const __m256 nzv = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+        const unsigned nz = static_cast<unsigned>(_mm256_movemask_ps(nzv));
+        const __m256i lanes = compress_lanes8(nz);
+        _mm256_storeu_ps(reinterpret_cast<float*>(val) + p, _mm256_permutevar8x32_ps(v, lanes));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(col + p),
+                            _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(k))));
+        __m256i* cp = reinterpret_cast<__m256i*>(counts + k);
+        _mm256_storeu_si256(cp, _mm256_sub_epi32(_mm256_loadu_si256(cp), _mm256_castps_si256(nzv)));
+        p += __builtin_popcount(nz);
+      }
+    } else {
+      for (; k + 4 <= n0; k += 4) {
+        if (ahead && k % 8 == 0) __builtin_prefetch(ahead + k);
+        if (k > 0 && k % kNzTile == 0) te[k / kNzTile] = p;
+        const __m256d v = _mm256_loadu_pd(reinterpret_cast<const double*>(row) + k);
+        const __m256d nzv = _mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_NEQ_UQ);
+        const unsigned nz = static_cast<unsigned>(_mm256_movemask_pd(nzv));
+        // Lane numbers of the 4 doubles (the table's first four), then the
+        // pair of 32-bit lanes 2i, 2i + 1 that each double i spans.
+        const __m128i lanes = _mm256_castsi256_si128(compress_lanes8(nz));
+        const __m256i twice = _mm256_slli_epi64(_mm256_cvtepu32_epi64(lanes), 1);
+        const __m256i pairs = _mm256_or_si256(
+            twice, _mm256_slli_epi64(_mm256_add_epi64(twice, _mm256_set1_epi64x(1)), 32));
+        _mm256_storeu_pd(reinterpret_cast<double*>(val) + p,
+                         _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), pairs)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(col + p),
+                         _mm_add_epi32(lanes, _mm_set1_epi32(static_cast<int>(k))));
+        const __m128i ones = _mm_and_si128(
+            _mm_srlv_epi32(_mm_set1_epi32(static_cast<int>(nz)), _mm_setr_epi32(0, 1, 2, 3)),
+            _mm_set1_epi32(1));
+        __m128i* cp = reinterpret_cast<__m128i*>(counts + k);
+        _mm_storeu_si128(cp, _mm_add_epi32(_mm_loadu_si128(cp), ones));
         p += __builtin_popcount(nz);
       }
     }
@@ -665,6 +739,32 @@ template <class T> struct Vec64 {
   static constexpr int lanes = static_cast<int>(64 / sizeof(T));
 };
 
+// The variant's own vector registers: their width and how many there are.
+// The nonzero product keeps a slab row's sums in registers, so how many sums
+// fit decides its shape: with AVX2's sixteen 32-byte registers, the two sets
+// of four 64-byte sums that AVX-512 holds in 8 of its 32 would take all 16
+// and spill to the stack on every entry (on a host without AVX-512 this made
+// the product two thirds of a W-mnist step, slower than dense GEMMs).
+#if defined(__AVX512F__)
+constexpr int kRegBytes = 64;
+#elif defined(__AVX__)
+constexpr int kRegBytes = 32;
+#else
+constexpr int kRegBytes = 16;
+#endif
+#if defined(__AVX512F__) || defined(__aarch64__)
+constexpr int kVecRegs = 32;
+#else
+constexpr int kVecRegs = 16;
+#endif
+template <class T> struct RegVec {
+  typedef T type __attribute__((vector_size(kRegBytes)));
+  static constexpr int lanes = static_cast<int>(kRegBytes / sizeof(T));
+};
+// 64-byte vectors per slab of the nonzero product: four, or as many as leave
+// two registers beside one set of sums (three on 16 xmm registers).
+constexpr int kSlabVecs = (kVecRegs - 2) * kRegBytes / 64 < 4 ? (kVecRegs - 2) * kRegBytes / 64 : 4;
+
 // Columns [c0, c0 + cw) of the rows × N matrix M into `slab` (rows × NV
 // vectors), zero-padded. A memcpy of run-time length is `rep movs` here, whose
 // start-up cost made this copy a seventh of the product (W-mnist's first
@@ -706,6 +806,13 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
   constexpr int W = Vec64<T>::lanes;
   constexpr int C = NV * W;
   static_assert(C <= kSlabElems, "a slab row is at most kSlabElems elements");
+  // The sums in the variant's own registers: NR of RW lanes each, in two sets
+  // where three times as many registers as one set holds (the sums, the
+  // second set, the loads) leave two spare.
+  using R = typename RegVec<T>::type;
+  constexpr int RW = RegVec<T>::lanes;
+  constexpr int NR = C / RW;
+  constexpr bool kTwoSets = 3 * NR + 2 <= kVecRegs;
   const std::int64_t tiles = nz_tiles(m_rows);
   if (!per_tile) copy_slab<T, NV>(M, m_rows, N, c0, cw, slab);
   T (*acc)[C] = reinterpret_cast<T (*)[C]>(acc_storage);
@@ -720,47 +827,49 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
                          slab);
       for (int r = 0; r < nb; ++r) {
         const std::int64_t* te = bounds + (ib + r) * nbounds;
-        V a[NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) {
-          if (t == 0) a[v] = V{};
-          else std::memcpy(&a[v], &acc[r][v * W], sizeof(V));
+        R a[NR];
+#pragma GCC unroll 16
+        for (int v = 0; v < NR; ++v) {
+          if (t == 0) a[v] = R{};
+          else std::memcpy(&a[v], &acc[r][v * RW], sizeof(R));
         }
-        // Two entries at a time into two sets of sums: one set is NV chains
-        // of dependent FMAs, too few to fill both FMA pipes at their latency.
-        V b[NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) b[v] = V{};
         std::int64_t p = te[t];
         const std::int64_t stop = te[t + 1];
-        for (; p + 1 < stop; p += 2) {
-          const T x0 = val[p], x1 = val[p + 1];
-          const T* s0 = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
-          const T* s1 = slab + (static_cast<std::int64_t>(idx[p + 1]) - first) * C;
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) {
-            V u, w;
-            std::memcpy(&u, s0 + v * W, sizeof u);
-            std::memcpy(&w, s1 + v * W, sizeof w);
-            a[v] += x0 * u;
-            b[v] += x1 * w;
+        if constexpr (kTwoSets) {
+          // Two entries at a time into two sets of sums: one set is NR
+          // chains of dependent FMAs, too few to fill both FMA pipes at their
+          // latency.
+          R b[NR];
+#pragma GCC unroll 16
+          for (int v = 0; v < NR; ++v) b[v] = R{};
+          for (; p + 1 < stop; p += 2) {
+            const T x0 = val[p], x1 = val[p + 1];
+            const T* s0 = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
+            const T* s1 = slab + (static_cast<std::int64_t>(idx[p + 1]) - first) * C;
+#pragma GCC unroll 16
+            for (int v = 0; v < NR; ++v) {
+              R u, w;
+              std::memcpy(&u, s0 + v * RW, sizeof u);
+              std::memcpy(&w, s1 + v * RW, sizeof w);
+              a[v] += x0 * u;
+              b[v] += x1 * w;
+            }
           }
+#pragma GCC unroll 16
+          for (int v = 0; v < NR; ++v) a[v] += b[v];
         }
-        if (p < stop) {
+        for (; p < stop; ++p) {
           const T x = val[p];
           const T* src = slab + (static_cast<std::int64_t>(idx[p]) - first) * C;
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) {
-            V u;
-            std::memcpy(&u, src + v * W, sizeof u);
+#pragma GCC unroll 16
+          for (int v = 0; v < NR; ++v) {
+            R u;
+            std::memcpy(&u, src + v * RW, sizeof u);
             a[v] += x * u;
           }
         }
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) {
-          a[v] += b[v];
-          std::memcpy(&acc[r][v * W], &a[v], sizeof(V));
-        }
+#pragma GCC unroll 16
+        for (int v = 0; v < NR; ++v) std::memcpy(&acc[r][v * RW], &a[v], sizeof(R));
       }
     }
     // Whole vectors by vector stores (a memcpy of run-time length became
@@ -795,8 +904,8 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
 // having m_rows rows of N columns; list i runs from bounds[i·nbounds] in
 // ascending idx, with the ends of its tiles of kNzTile idx values at
 // bounds[i·nbounds + 1 + t] (list_row_nonzeros, list_column_nonzeros).
-// Columns go in slabs of four vectors (64 floats, 32 doubles), each first
-// copied, zero-padded, into `slab` (m_rows × kSlabElems elements, 64-byte
+// Columns go in slabs of kSlabVecs 64-byte vectors (four: 64 floats, 32
+// doubles; three on 16 xmm registers), each first copied, zero-padded, into `slab` (m_rows × kSlabElems elements, 64-byte
 // aligned); `acc` is kNzBlock × kSlabElems elements of aligned scratch. With
 // `update`, out = beta·out + alpha·product instead (an SGD step folded into
 // dW_1: out is W_1).
@@ -824,7 +933,7 @@ static void sparse_times_dense(const T* val, const std::int32_t* idx, const std:
   const bool per_tile = i1 - i0 <= kNzBlock && m_rows > 2 * kNzTile;
   const std::int64_t vecs = (N + W - 1) / W;
   for (std::int64_t v0 = 0; v0 < vecs;) {
-    int nv = vecs - v0 < 4 ? static_cast<int>(vecs - v0) : 4;
+    int nv = vecs - v0 < kSlabVecs ? static_cast<int>(vecs - v0) : kSlabVecs;
     if (merge_last && vecs - v0 == 5) nv = 5;
     const std::int64_t c0 = v0 * W;
     const std::int64_t cw = N - c0 < nv * W ? N - c0 : nv * W;
