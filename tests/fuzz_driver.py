@@ -815,8 +815,9 @@ def run_network(run, case):
 
 @st.composite
 def free_case(draw):
-    """Module-level functions: latent_normal, philox4x32, the thread pool."""
-    name = draw(st.sampled_from(["latent_normal", "philox4x32", "threads", "info"]))
+    """Module-level functions: latent_normal, philox4x32, philox_blocks, the thread pool."""
+    name = draw(st.sampled_from(["latent_normal", "philox4x32", "philox_blocks", "threads",
+                                 "info"]))
     case = {"model": "function", "op": name}
     if name == "latent_normal":
         # Absurd sizes only where rows x cols could never fit (>= 2^50 bytes):
@@ -834,6 +835,12 @@ def free_case(draw):
         case["counter"] = draw(array_spec(draw(st.integers(0, 16)), 4, "uint32",
                                           ("int", "zeros", "normal", "huge"), 75))
         case["seed"] = draw(st.sampled_from(SEEDS))
+    elif name == "philox_blocks":
+        case["seed"] = draw(st.sampled_from(SEEDS))
+        case["tag"] = draw(value([1, 3, 4, 2**32 - 1], [-1, 2**32, None]))
+        case["stream"] = draw(value([0, 7, 2**32 - 1], [-1, 2**32, None]))
+        case["first_block"] = draw(value([0, 2**32 - 5, 2**64 - 1], [-1, 2**64, None, 1.5]))
+        case["isa"] = draw(st.sampled_from(["auto", "generic", "avx2", "avx512", "", "sse9"]))
     elif name == "threads":
         case["n"] = draw(value([1, 2, 3, 4], [0, -1, 1025, 10**6, 2**31, 2**63, None, "2", 1.5]))
     return case
@@ -851,6 +858,11 @@ def run_free(run, case):
         ok, out = run.call(name, engine.philox4x32, ctr, case["seed"])
         if ok and (out.ndim != 2 or out.shape[1] != 4 or out.dtype != np.uint32):
             raise Finding(f"philox4x32: output {out.dtype} {out.shape}")
+    elif name == "philox_blocks":
+        ok, out = run.call(name, engine.philox_blocks, case["seed"], case["tag"], case["stream"],
+                           case["first_block"], case["isa"])
+        if ok and (out.shape != (64, 4) or out.dtype != np.uint32):
+            raise Finding(f"philox_blocks: output {out.dtype} {out.shape}")
     elif name == "threads":
         ok, _ = run.call(name, engine.set_num_threads, case["n"])
         if ok and engine.get_num_threads() != case["n"]:

@@ -92,6 +92,32 @@ def test_philox_engine_equals_reference(rng):
     np.testing.assert_array_equal(engine.philox4x32(ctr, seed), philox.philox4x32_10(ctr, seed))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("first_block", [0, 5, 2**32 - 64, 2**32 - 37, 2**32 - 1, 2**32,
+                                         2**33 - 3, 2**64 - 64, 2**64 - 10])
+def test_philox_vector_kernels_equal_reference(first_block, isa, rng):
+    # The vectorised Philox that draws the noise and the latent variables
+    # (cpu/kernels.inl, philox_blocks) against the reference, at block numbers
+    # whose low word wraps within the 64 blocks (the carry into the high
+    # word, lane by lane) and at the top of the 64-bit range, where the
+    # block number itself wraps to 0.
+    seed = int(rng.integers(0, 2**63))
+    stream = int(rng.integers(0, 2**32))
+    for tag in (philox.TAG_NOISE, philox.TAG_LATENT):
+        got = engine.philox_blocks(seed, tag, stream, first_block, isa)
+        # uint64 arrays wrap modulo 2^64, as the 64-bit block number does.
+        blocks = np.full(64, first_block, np.uint64) + np.arange(64, dtype=np.uint64)
+        ctr = np.stack([blocks & np.uint64(0xFFFFFFFF), blocks >> np.uint64(32),
+                        np.full(64, stream, np.uint64), np.full(64, tag, np.uint64)],
+                       axis=1).astype(np.uint32)
+        np.testing.assert_array_equal(got, philox.philox4x32_10(ctr, seed))
+
+
+def test_philox_vector_kernels_refuse_an_unknown_isa():
+    with pytest.raises(ValueError, match="isa: 'sse9' is not available"):
+        engine.philox_blocks(1, 3, 0, 0, "sse9")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_init_matches_reference(dtype):
     sizes = (13, 7, 5, 7, 13)

@@ -48,6 +48,22 @@ void bind_composites(py::module_& m) {
      "Standard normal draws of stream (latent, `stream`) under `seed`, as a VAE or GAN step "
      "draws them (the kernels of instruction set `isa`).");
 
+  m.def("philox_blocks", [](std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
+                            std::uint64_t first_block, const std::string& isa) {
+    const auto supported = supported_cpu_isas();
+    const std::string pick = isa == "auto" ? supported.front() : isa;
+    bool ok = false;
+    for (const auto& s : supported) ok = ok || s == pick;
+    if (!ok) throw InvalidArgument("isa: '" + isa + "' is not available on this CPU");
+    py::array_t<std::uint32_t> out({static_cast<py::ssize_t>(kPhiloxTestBlocks), py::ssize_t(4)});
+    philox_blocks(pick, seed, tag, stream, first_block, out.mutable_data());
+    return out;
+  }, py::arg("seed"), py::arg("tag"), py::arg("stream"), py::arg("first_block"),
+     py::arg("isa") = "auto",
+     "The 4 words of each of 64 Philox4x32-10 blocks from `first_block` on (counter: block "
+     "low word, high word, stream, tag), as the vectorised kernels of `isa` draw them for the "
+     "noise and the latent variables; for the tests.");
+
   py::class_<Vae>(m, "VAE")
       .def(py::init([](std::int64_t n_features, std::int64_t n_latent,
                        std::vector<std::int64_t> hidden, const std::string& activation,

@@ -304,6 +304,14 @@ std::vector<std::string> supported_cpu_isas();  // best first
 // instruction set `isa` (a name Network::isa() returns; cpu/latent.inl).
 void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std::uint32_t stream,
                    std::int64_t n, void* out);
+// The words of kPhiloxTestBlocks Philox blocks from first_block on, as the
+// kernels of `isa` (one of supported_cpu_isas()) draw them for the noise and
+// the latent variables: out[4·i + k] is word k of block first_block + i. For
+// the tests, which reach block numbers no batch does (the carry into the high
+// word at 2^32).
+constexpr int kPhiloxTestBlocks = 64;
+void philox_blocks(const std::string& isa, std::uint64_t seed, std::uint32_t tag,
+                   std::uint32_t stream, std::uint64_t first_block, std::uint32_t* out);
 // Row-major C = alpha·op(A)·op(B) + beta·C by the own float32 GEMM of the
 // AVX-512 kernels (cpu/gemm.inl), for its tests; false (nothing done) where
 // this CPU or build has none.

@@ -13,6 +13,8 @@ namespace cpu {
   Network* make_network(const NetworkConfig& cfg);                                           \
   void latent_normal_draws(DType dtype, std::uint64_t seed, std::uint32_t stream, std::int64_t n, \
                            void* out);                                                       \
+  void philox_block_words(std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,       \
+                          std::uint64_t first_block, std::uint32_t* out);                    \
   }
 FUSEDAE_DECLARE(generic)
 #ifdef FUSEDAE_HAVE_AVX2
@@ -102,6 +104,17 @@ void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std:
   if (isa == "avx2") return cpu::isa_avx2::latent_normal_draws(dtype, seed, stream, n, out);
 #endif
   cpu::isa_generic::latent_normal_draws(dtype, seed, stream, n, out);
+}
+
+void philox_blocks(const std::string& isa, std::uint64_t seed, std::uint32_t tag,
+                   std::uint32_t stream, std::uint64_t first_block, std::uint32_t* out) {
+#ifdef FUSEDAE_HAVE_AVX512
+  if (isa == "avx512") return cpu::isa_avx512::philox_block_words(seed, tag, stream, first_block, out);
+#endif
+#ifdef FUSEDAE_HAVE_AVX2
+  if (isa == "avx2") return cpu::isa_avx2::philox_block_words(seed, tag, stream, first_block, out);
+#endif
+  cpu::isa_generic::philox_block_words(seed, tag, stream, first_block, out);
 }
 
 bool own_gemm_f32(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
