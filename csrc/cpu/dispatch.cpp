@@ -74,6 +74,29 @@ std::vector<std::pair<int, double>> fma_rates() {
   return out;
 }
 
+// `return cpu::isa_<isa>::fn(...)` for the variant `isa` names (one of
+// supported_cpu_isas(); generic for any other name).
+#ifdef FUSEDAE_HAVE_AVX512
+#define FUSEDAE_IF_AVX512(...) __VA_ARGS__
+#else
+#define FUSEDAE_IF_AVX512(...)
+#endif
+#ifdef FUSEDAE_HAVE_AVX2
+#define FUSEDAE_IF_AVX2(...) __VA_ARGS__
+#else
+#define FUSEDAE_IF_AVX2(...)
+#endif
+#define FUSEDAE_RETURN_VARIANT(isa, fn, ...)                                        \
+  FUSEDAE_IF_AVX512(if ((isa) == "avx512") return cpu::isa_avx512::fn(__VA_ARGS__);) \
+  FUSEDAE_IF_AVX2(if ((isa) == "avx2") return cpu::isa_avx2::fn(__VA_ARGS__);)       \
+  return cpu::isa_generic::fn(__VA_ARGS__)
+
+namespace {
+Network* make_variant_network(const std::string& isa, const NetworkConfig& cfg) {
+  FUSEDAE_RETURN_VARIANT(isa, make_network, cfg);
+}
+}  // namespace
+
 std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa) {
   const auto supported = supported_cpu_isas();
   std::string pick = isa == "auto" ? supported.front() : isa;
@@ -86,35 +109,17 @@ std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::s
                           list);
   }
   cfg.validate();
-#ifdef FUSEDAE_HAVE_AVX512
-  if (pick == "avx512") return std::unique_ptr<Network>(cpu::isa_avx512::make_network(cfg));
-#endif
-#ifdef FUSEDAE_HAVE_AVX2
-  if (pick == "avx2") return std::unique_ptr<Network>(cpu::isa_avx2::make_network(cfg));
-#endif
-  return std::unique_ptr<Network>(cpu::isa_generic::make_network(cfg));
+  return std::unique_ptr<Network>(make_variant_network(pick, cfg));
 }
 
 void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std::uint32_t stream,
                    std::int64_t n, void* out) {
-#ifdef FUSEDAE_HAVE_AVX512
-  if (isa == "avx512") return cpu::isa_avx512::latent_normal_draws(dtype, seed, stream, n, out);
-#endif
-#ifdef FUSEDAE_HAVE_AVX2
-  if (isa == "avx2") return cpu::isa_avx2::latent_normal_draws(dtype, seed, stream, n, out);
-#endif
-  cpu::isa_generic::latent_normal_draws(dtype, seed, stream, n, out);
+  FUSEDAE_RETURN_VARIANT(isa, latent_normal_draws, dtype, seed, stream, n, out);
 }
 
 void philox_blocks(const std::string& isa, std::uint64_t seed, std::uint32_t tag,
                    std::uint32_t stream, std::uint64_t first_block, std::uint32_t* out) {
-#ifdef FUSEDAE_HAVE_AVX512
-  if (isa == "avx512") return cpu::isa_avx512::philox_block_words(seed, tag, stream, first_block, out);
-#endif
-#ifdef FUSEDAE_HAVE_AVX2
-  if (isa == "avx2") return cpu::isa_avx2::philox_block_words(seed, tag, stream, first_block, out);
-#endif
-  cpu::isa_generic::philox_block_words(seed, tag, stream, first_block, out);
+  FUSEDAE_RETURN_VARIANT(isa, philox_block_words, seed, tag, stream, first_block, out);
 }
 
 bool own_gemm_f32(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
