@@ -26,11 +26,7 @@ void bind_composites(py::module_& m) {
                             std::int64_t cols, const std::string& dtype, const std::string& isa) {
     if (rows < 0 || cols < 1) throw InvalidArgument("rows, cols: expected rows >= 0, cols >= 1");
     const DType dt = parse_dtype(dtype);
-    const auto supported = supported_cpu_isas();
-    const std::string pick = isa == "auto" ? supported.front() : isa;
-    bool ok = false;
-    for (const auto& s : supported) ok = ok || s == pick;
-    if (!ok) throw InvalidArgument("isa: '" + isa + "' is not available on this CPU");
+    const std::string pick = resolve_cpu_isa(isa);
     // Checked in floating point first: rows * cols must neither overflow nor
     // ask for more memory than the machine has.
     check_allocation("rows, cols",
@@ -50,11 +46,7 @@ void bind_composites(py::module_& m) {
 
   m.def("philox_blocks", [](std::uint64_t seed, std::uint32_t tag, std::uint32_t stream,
                             std::uint64_t first_block, const std::string& isa) {
-    const auto supported = supported_cpu_isas();
-    const std::string pick = isa == "auto" ? supported.front() : isa;
-    bool ok = false;
-    for (const auto& s : supported) ok = ok || s == pick;
-    if (!ok) throw InvalidArgument("isa: '" + isa + "' is not available on this CPU");
+    const std::string pick = resolve_cpu_isa(isa);
     py::array_t<std::uint32_t> out({static_cast<py::ssize_t>(kPhiloxTestBlocks), py::ssize_t(4)});
     philox_blocks(pick, seed, tag, stream, first_block, out.mutable_data());
     return out;

@@ -300,6 +300,9 @@ class Network {
 // Picks the best kernel variant this CPU supports ("auto"), or the named one.
 std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa);
 std::vector<std::string> supported_cpu_isas();  // best first
+// The variant `isa` names ("auto": the best this CPU has); InvalidArgument,
+// naming the CPU's variants, for one it lacks or does not know.
+std::string resolve_cpu_isa(const std::string& isa);
 // philox::normal(seed, stream, n, out) in `dtype`, by the vectorised kernels of
 // instruction set `isa` (a name Network::isa() returns; cpu/latent.inl).
 void latent_normal(const std::string& isa, DType dtype, std::uint64_t seed, std::uint32_t stream,

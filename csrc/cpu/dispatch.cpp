@@ -97,17 +97,19 @@ Network* make_variant_network(const std::string& isa, const NetworkConfig& cfg) 
 }
 }  // namespace
 
-std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa) {
+std::string resolve_cpu_isa(const std::string& isa) {
   const auto supported = supported_cpu_isas();
-  std::string pick = isa == "auto" ? supported.front() : isa;
-  bool ok = false;
-  for (const auto& s : supported) ok = ok || s == pick;
-  if (!ok) {
-    std::string list;
-    for (const auto& s : supported) list += (list.empty() ? "'" : ", '") + s + "'";
-    throw InvalidArgument("isa: '" + isa + "' is not available on this CPU; expected 'auto' or " +
-                          list);
-  }
+  const std::string pick = isa == "auto" ? supported.front() : isa;
+  for (const auto& s : supported)
+    if (s == pick) return pick;
+  std::string list;
+  for (const auto& s : supported) list += (list.empty() ? "'" : ", '") + s + "'";
+  throw InvalidArgument("isa: '" + isa + "' is not available on this CPU; expected 'auto' or " +
+                        list);
+}
+
+std::unique_ptr<Network> make_cpu_network(const NetworkConfig& cfg, const std::string& isa) {
+  const std::string pick = resolve_cpu_isa(isa);
   cfg.validate();
   return std::unique_ptr<Network>(make_variant_network(pick, cfg));
 }

@@ -822,7 +822,8 @@ template <class T> struct RegVec {
 };
 // 64-byte vectors per slab of the nonzero product: four, or as many as leave
 // two registers beside one set of sums (three on 16 xmm registers).
-constexpr int kSlabVecs = (kVecRegs - 2) * kRegBytes / 64 < 4 ? (kVecRegs - 2) * kRegBytes / 64 : 4;
+constexpr int kSlabVecsThatFit = (kVecRegs - 2) * kRegBytes / 64;
+constexpr int kSlabVecs = kSlabVecsThatFit < 4 ? kSlabVecsThatFit : 4;
 
 // Columns [c0, c0 + cw) of the rows × N matrix M into `slab` (rows × NV
 // vectors), zero-padded. A memcpy of run-time length is `rep movs` here, whose
@@ -964,8 +965,9 @@ static void slab_times_dense(const T* val, const std::int32_t* idx, const std::i
 // ascending idx, with the ends of its tiles of kNzTile idx values at
 // bounds[i·nbounds + 1 + t] (list_row_nonzeros, list_column_nonzeros).
 // Columns go in slabs of kSlabVecs 64-byte vectors (four: 64 floats, 32
-// doubles; three on 16 xmm registers), each first copied, zero-padded, into `slab` (m_rows × kSlabElems elements, 64-byte
-// aligned); `acc` is kNzBlock × kSlabElems elements of aligned scratch. With
+// doubles; three on 16 xmm registers), each first copied, zero-padded, into
+// `slab` (m_rows × kSlabElems elements, 64-byte aligned); `acc` is
+// kNzBlock × kSlabElems elements of aligned scratch. With
 // `update`, out = beta·out + alpha·product instead (an SGD step folded into
 // dW_1: out is W_1).
 template <class T>
