@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "core/errors.hpp"
+#include "core/float_mode.hpp"
 #include "core/limits.hpp"
 #include "core/philox.hpp"
 
@@ -87,6 +89,9 @@ void Vae::check_inputs(const MatrixView& x, const MatrixView* y) const {
 
 template <class T>
 VaeLosses Vae::run(const T* x, const T* y, std::int64_t B, const T* eps, bool update) {
+  // The latent layer's own arithmetic too, not only the networks' (which
+  // set the same mode themselves).
+  const FlushSubnormals mode(std::is_same<T, float>::value);
   const std::int64_t D = cfg_.n_features, Z = cfg_.n_latent, C = cfg_.n_conditions;
   const double inv_b = 1.0 / static_cast<double>(B);
   VaeLosses out;
@@ -307,6 +312,7 @@ void Gan::reserve(std::int64_t rows, const char* name) {
 
 template <class T>
 double Gan::d_step(const T* real, std::int64_t m) {
+  const FlushSubnormals mode(std::is_same<T, float>::value);
   const std::int64_t D = cfg_.n_features;
   T* st = static_cast<T*>(stacked_);
   T* tg = static_cast<T*>(targets_);
@@ -321,6 +327,7 @@ double Gan::d_step(const T* real, std::int64_t m) {
 
 template <class T>
 double Gan::g_step(const T* z, std::int64_t m, bool update) {
+  const FlushSubnormals mode(std::is_same<T, float>::value);
   T* tg = static_cast<T*>(targets_);
   T* dfake = static_cast<T*>(d_fake_);
   const T* fake = static_cast<const T*>(g_->forward_keep(z, m));

@@ -272,9 +272,11 @@ template <class T> class NetworkImpl final : public Network {
   }
 
   // Runs a job on the whole pool, or on the caller alone when the work is too
-  // small to repay the barriers (W-tiny-sized steps).
+  // small to repay the barriers (W-tiny-sized steps); float32 with subnormals
+  // flushed (core/float_mode.hpp).
   template <class Job>
   void dispatch(std::int64_t rows, void (*task)(void*, int, int), Job* job) {
+    const FlushSubnormals mode(std::is_same<T, float>::value);
     ThreadPool& pool = ThreadPool::instance();
     blas::keep_single_threaded();
     const bool parallel = pool.size() > 1 && forward_flops(rows) >= kParallelFlops;

@@ -1,5 +1,7 @@
 #include "cpu/thread_pool.hpp"
 
+#include "core/float_mode.hpp"
+
 #include <pthread.h>
 #include <sched.h>
 
@@ -160,6 +162,7 @@ void ThreadPool::worker(int id, std::uint32_t seen) {
       await_change(&generation_, seen);
     if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
+    if (float_mode() != mode_) set_float_mode(mode_);
     task_(ctx_, id, n_);
     if (pending_.fetch_sub(1) == 1) publish_change(&pending_);
   }
@@ -176,6 +179,7 @@ void ThreadPool::run(Task task, void* ctx) {
   task_ = task;
   ctx_ = ctx;
   n_ = n;
+  mode_ = float_mode();
   arrived_.store(0);
   pending_.store(static_cast<std::uint32_t>(n - 1));
   generation_.fetch_add(1);

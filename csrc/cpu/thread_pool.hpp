@@ -30,7 +30,8 @@ class ThreadPool {
   // caller being tid 0; returns when all are done. Concurrent callers take
   // turns. (Work too small to split is run by the caller alone, without the
   // pool: every run() uses all threads, so no worker can see a half-published
-  // job it does not take part in.)
+  // job it does not take part in.) The workers run it in the caller's
+  // floating-point mode (core/float_mode.hpp).
   void run(Task task, void* ctx);
 
   // Every thread of the current run() must call it; none returns until all
@@ -60,6 +61,7 @@ class ThreadPool {
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int n_ = 1;
+  std::uint64_t mode_ = 0;  // the caller's floating-point control word
   // 32-bit words: a sleeping thread waits on them with a futex.
   std::atomic<std::uint32_t> generation_{0};
   std::atomic<std::uint32_t> pending_{0};
