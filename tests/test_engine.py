@@ -242,14 +242,16 @@ def test_train_steps_through_the_own_gemm(case, opt, threads, rng):
         engine.set_num_threads(before)
 
 
-def reference_epoch(Ws, bs, X, spec, ref_opt, batch, seed, epoch, noise_step, kind, level):
-    perm = philox.permutation(len(X), seed, epoch)
+def reference_epoch(Ws, bs, X, Y, shuffle, spec, ref_opt, batch, seed, epoch, noise_step, kind,
+                    level):
+    perm = philox.permutation(len(X), seed, epoch) if shuffle else np.arange(len(X))
     losses = []
     for r0 in range(0, len(X), batch):
         clean = X[perm[r0:r0 + batch]]
+        target = clean if Y is None else Y[perm[r0:r0 + batch]]
         noisy = clean if kind == "none" else philox.corrupt(clean, kind, level, seed, noise_step)
         noise_step += kind != "none"
-        losses.append((optim.train_step(Ws, bs, noisy, clean, spec, ref_opt), len(clean)))
+        losses.append((optim.train_step(Ws, bs, noisy, target, spec, ref_opt), len(clean)))
     return sum(l * n for l, n in losses) / len(X), noise_step
 
 
@@ -262,10 +264,13 @@ def reference_epoch(Ws, bs, X, spec, ref_opt, batch, seed, epoch, noise_step, ki
     ((301, 200, 301), 150, 64, 1.0),   # split across the pool
     ((301, 200, 301), 150, 64, 0.2),   # and through the inputs' nonzeros
 ], ids=["small", "pooled", "pooled-sparse"])
+@pytest.mark.parametrize("order", ["shuffled", "in-order", "in-order-Y"])
 def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, level, dtype, isa,
-                                          rng):
+                                          order, rng):
     # Shuffle, minibatches (with a short last one) and noise, all drawn by the
     # engine's Philox stream, against the reference's draws, over two epochs.
+    # In order, the batches are the caller's rows read in place; with Y given
+    # (as mostly zero as X) the targets are not the inputs.
     seed = 77
     spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
                        sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
@@ -283,15 +288,21 @@ def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, lev
     net.set_optimizer(kind_opt, lr if kind_opt == "adam" else 10 * lr)
     X = rng.uniform(0, 1, (rows, sizes[0]))
     X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
+    Y = None
+    if order == "in-order-Y":
+        Y = rng.uniform(0, 1, X.shape)
+        Y = np.where(rng.uniform(size=X.shape) < density, Y, 0.0).astype(dtype)
+    shuffle = order == "shuffled"
     theta = net.params.astype(np.float64)
     Ws, bs = mlp.unflatten(theta, spec)
     ref_opt = optim.Adam(lr) if kind_opt == "adam" else optim.SGD(10 * lr)
     noise_step = 0
     steps_per_epoch = -(-rows // batch)
     for epoch in range(2):
-        loss, steps, diverged = net.fit_epoch(X, None, batch, True, kind, level)
-        ref_loss, noise_step = reference_epoch(Ws, bs, X.astype(np.float64), spec, ref_opt,
-                                               batch, seed, epoch, noise_step, kind, level)
+        loss, steps, diverged = net.fit_epoch(X, Y, batch, shuffle, kind, level)
+        ref_loss, noise_step = reference_epoch(
+            Ws, bs, X.astype(np.float64), None if Y is None else Y.astype(np.float64), shuffle,
+            spec, ref_opt, batch, seed, epoch, noise_step, kind, level)
         assert (steps, diverged) == (steps_per_epoch, False)
         assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
     assert rel_err(net.params, theta) <= TOL[dtype]

@@ -152,7 +152,7 @@ template <class T> class NetworkImpl final : public Network {
     for (std::int64_t r0 = 0; r0 < rows; r0 += bs) {
       const std::int64_t m = rows - r0 < bs ? rows - r0 : bs;
       Batch batch{x, y, o.shuffle ? perm_ : nullptr, r0, gather, o.noise, o.noise_level,
-                  static_cast<std::uint32_t>(noise_steps)};
+                  static_cast<std::uint32_t>(noise_steps), true};
       if (o.noise != Noise::None) ++noise_steps;
       const double loss = step(batch, m);
       if (!std::isfinite(loss)) {
@@ -226,8 +226,11 @@ template <class T> class NetworkImpl final : public Network {
     Noise noise;
     double noise_level;
     std::uint32_t noise_stream;
+    // An epoch's batch, read once: its rows are out of cache by the output
+    // epilogue, which then takes in-place targets from the row lists.
+    bool read_once;
     static Batch of(const T* x, const T* y) {
-      return Batch{x, y, nullptr, 0, false, Noise::None, 0.0, 0};
+      return Batch{x, y, nullptr, 0, false, Noise::None, 0.0, 0, false};
     }
   };
 
@@ -334,9 +337,10 @@ template <class T> class NetworkImpl final : public Network {
     // Forward: every layer on this thread's rows; no thread waits for another.
     const T* a_prev = x + r0 * n_[0];
     double loss_sum = 0.0;
+    bool rows_listed = false;  // this thread's input rows are in the row lists
     for (int l = 1; l <= L_; ++l) {
       T* dst = (l < L_ ? A(l) : static_cast<T*>(out_)) + r0 * n_[l];
-      if (l == 1) first_layer_forward(x, rows_at, r0, r1, dst, tid);
+      if (l == 1) rows_listed = first_layer_forward(x, rows_at, r0, r1, dst, tid);
       else if (m > 0) gemm_rows(a_prev, l, dst, m, tid);
       if (l < L_ || j.phase == Phase::ForwardOnly) {
         double* rs = nullptr;
@@ -368,12 +372,20 @@ template <class T> class NetworkImpl final : public Network {
           }
           return 0.0;
         };
-        if (!rows_at) {
+        // Targets that are the listed inputs (a batch read in place through
+        // a permutation, or an in-order epoch's rows) are expanded from the
+        // lists kTargetRows at a time into the block-sum scratch (free once
+        // the first layer's product is done), a fold of the epilogue. An
+        // epoch's rows have left L2 by now: read in place, the in-order
+        // epoch's output epilogue took 12.6% of it against 5.3% shuffled
+        // (`perf`, W-mnist, 1 thread). A train_step's X may still be in
+        // cache (a benchmark's repeated batch is), and is read in place.
+        const bool targets_listed =
+            rows_at || (rows_listed && j.batch.read_once && y == x && n_[l] == n_[0] &&
+                        kTargetRows * n_[l] <= kNzBlock * kSlabElems);
+        if (!targets_listed) {
           loss_sum = output_delta(dst, m, y + r0 * n_[l]);
         } else {
-          // The targets are the inputs, read in place: expanded from their
-          // lists kTargetRows at a time into the block-sum scratch (free
-          // once the first layer's product is done), a fold of the epilogue.
           T* scratch = block_sums(tid);
           for (std::int64_t g = r0; g < r1; g += kTargetRows) {
             const std::int64_t g1 = r1 - g < kTargetRows ? r1 : g + kTargetRows;
@@ -570,7 +582,8 @@ template <class T> class NetworkImpl final : public Network {
   // are mostly zeros, else a GEMM. Records the count and the choice (part
   // scalars 2 and 3) for the dW_1 decision after the barrier. Rows read in
   // place (rows_at) were listed, and found mostly zeros, by stage_rows.
-  void first_layer_forward(const T* x, const std::int64_t* rows_at, std::int64_t r0,
+  // True when the rows are in the row lists (either way).
+  bool first_layer_forward(const T* x, const std::int64_t* rows_at, std::int64_t r0,
                            std::int64_t r1, T* dst, int tid) {
     const std::int64_t m = r1 - r0, n0 = n_[0];
     if (!rows_at) {
@@ -585,11 +598,11 @@ template <class T> class NetworkImpl final : public Network {
         // No rows: none of the columns' entries (the column listing sums every thread's).
         if (nz_row_val_)
           for (std::int64_t k = 0; k < n0; ++k) col_counts(tid)[k] = 0;
-        return;
+        return false;
       }
       if (!sparse) {
         gemm_rows(x + r0 * n0, 1, dst, m, tid);
-        return;
+        return false;
       }
       list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
                         nz_row_col_, nz_row_end_, col_counts(tid));
@@ -597,6 +610,7 @@ template <class T> class NetworkImpl final : public Network {
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
                        nz_bounds(n0), r0, r1,
                        W(1), n0, n_[1], dst, n_[1], slab(tid), block_sums(tid));
+    return true;
   }
 
   // dW_1 through X's nonzeros: every thread listed its rows' nonzeros and the
