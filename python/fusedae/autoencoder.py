@@ -97,6 +97,10 @@ class Autoencoder(TransformerMixin, NetworkEstimator):
         to rounding. A CuPy array given to a CPU model is refused with a
         TypeError.
     dtype : {"float32", "float64"}, default="float32"
+        Precision of the parameters and of every computation. On the CPU,
+        float32 calls flush subnormal numbers (below 1.2e-38) to zero, as
+        XLA does, and restore the caller's floating-point mode afterwards;
+        float64 keeps IEEE gradual underflow (docs/design.md, "Subnormals").
     random_state : int, RandomState or None, default=None
         Seed of the engine's Philox stream (initial weights, shuffles,
         noise). The same integer gives the same model.

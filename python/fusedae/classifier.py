@@ -64,6 +64,10 @@ class Classifier(ClassifierMixin, NetworkEstimator):
         classes are numbers (a NumPy array for other labels, which CuPy
         cannot hold).
     dtype : {"float32", "float64"}, default="float32"
+        Precision of the parameters and of every computation. On the CPU,
+        float32 calls flush subnormal numbers (below 1.2e-38) to zero, as
+        XLA does, and restore the caller's floating-point mode afterwards;
+        float64 keeps IEEE gradual underflow (docs/design.md, "Subnormals").
     random_state : int, RandomState or None, default=None
         Seed of the engine's Philox stream (initial weights, shuffles).
     verbose : bool, default=False
