@@ -311,13 +311,15 @@ def test_fit_epoch_matches_reference_loop(sizes, rows, batch, density, kind, lev
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
-def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(optimizer, dtype, rng):
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffled", "in-order"])
+def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(shuffle, optimizer, dtype, rng):
     # Each thread lists its share of a batch's nonzeros only if that share is
     # mostly zeros; dW_1 goes through the lists only if every share was
     # listed, else it is a GEMM over the whole batch. The first batch of the
     # first epoch is arranged so that on two threads one share (45% nonzeros)
     # is not listed while the whole batch (27.5%) is mostly zeros; the other
-    # batches mix by chance.
+    # batches mix by chance. In order, the listed share takes its targets from
+    # the lists and the dense one reads them in place.
     seed, rows, batch, sizes = 31, 150, 64, (301, 200, 301)
     spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
                        sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
@@ -331,7 +333,8 @@ def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(optimizer, dtype, r
         net.set_optimizer(optimizer, lr, momentum=0.8)
         X = rng.uniform(0, 1, (rows, sizes[0]))
         X = np.where(rng.uniform(size=X.shape) < 0.1, X, 0.0)
-        dense_rows = philox.permutation(rows, seed, 0)[:batch // 2]
+        first = philox.permutation(rows, seed, 0) if shuffle else np.arange(rows)
+        dense_rows = first[:batch // 2]
         denser = rng.uniform(0.1, 1, (len(dense_rows), sizes[0]))
         X[dense_rows] = np.where(rng.uniform(size=denser.shape) < 0.45, denser, 0.0)
         X = X.astype(dtype)
@@ -339,9 +342,9 @@ def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(optimizer, dtype, r
         Ws, bs = mlp.unflatten(theta, spec)
         ref_opt = optim.SGD(lr) if optimizer == "sgd" else optim.Momentum(lr, 0.8)
         for epoch in range(2):
-            loss, steps, diverged = net.fit_epoch(X, None, batch, True, "none", 0.0)
-            ref_loss, _ = reference_epoch(Ws, bs, X.astype(np.float64), spec, ref_opt, batch,
-                                          seed, epoch, 0, "none", 0.0)
+            loss, steps, diverged = net.fit_epoch(X, None, batch, shuffle, "none", 0.0)
+            ref_loss, _ = reference_epoch(Ws, bs, X.astype(np.float64), None, shuffle, spec,
+                                          ref_opt, batch, seed, epoch, 0, "none", 0.0)
             assert (steps, diverged) == (3, False)
             assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
         assert rel_err(net.params, theta) <= TOL[dtype]
