@@ -175,6 +175,8 @@ template <class T> class NetworkImpl final : public Network {
   // exactly as for a copied batch.
   static constexpr std::int64_t kTargetRows = 8;
   int threads_used_ = 1;  // threads of the last dispatch
+  // kTargetRows rows of targets fit the block-sum scratch they are expanded into.
+  bool targets_fit() const { return kTargetRows * n_[L_] <= kNzBlock * kSlabElems; }
   const T* kept_x_ = nullptr;   // inputs of the last forward_keep, for backward_from
   std::int64_t kept_rows_ = 0;
 
@@ -381,8 +383,8 @@ template <class T> class NetworkImpl final : public Network {
         // (`perf`, W-mnist, 1 thread). A train_step's X may still be in
         // cache (a benchmark's repeated batch is), and is read in place.
         const bool targets_listed =
-            rows_at || (rows_listed && j.batch.read_once && y == x && n_[l] == n_[0] &&
-                        kTargetRows * n_[l] <= kNzBlock * kSlabElems);
+            rows_at ||
+            (rows_listed && j.batch.read_once && y == x && n_[l] == n_[0] && targets_fit());
         if (!targets_listed) {
           loss_sum = output_delta(dst, m, y + r0 * n_[l]);
         } else {
@@ -642,8 +644,7 @@ template <class T> class NetworkImpl final : public Network {
       *y = (b.y ? b.y : b.x) + b.first * nout;
       return;
     }
-    if (b.index && b.noise == Noise::None && !b.y && nz_row_val_ && r1 > r0 &&
-        kTargetRows * nout <= kNzBlock * kSlabElems) {
+    if (b.index && b.noise == Noise::None && !b.y && nz_row_val_ && r1 > r0 && targets_fit()) {
       // Listed at once, which counts them too: the lists have room for a
       // dense batch, and a share that is not mostly zeros is copied below.
       const std::int64_t* at = b.index + b.first;
