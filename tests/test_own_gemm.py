@@ -32,10 +32,13 @@ def reference(a, b, c, trans_a, trans_b, alpha, beta):
 
 
 # Last panels of 1, 2, 3 and 4 vectors (n mod 64: 1, 3, 16, 17, 36, 26, 40,
-# 64, 4, 2), tiles of 6 and 12 rows and the rows left over.
+# 64, 4, 2, 6, 8), tiles of 6 and 12 rows and the rows left over. With Bᵀ,
+# up to 8 columns past the last whole panel (n mod 64: 1, 3, 1, 4, 2, 6, 8)
+# are dot products instead, 4 rows at a time and then the rows left (m mod
+# 4: 1, 1, 0, 0, 0, 3, 2), over k in vectors of 16 and a shorter last one.
 SHAPES = [(1, 1, 1), (5, 3, 7), (6, 16, 16), (7, 17, 33), (13, 64, 196), (12, 65, 257),
           (25, 196, 784), (98, 784, 256), (256, 196, 784), (40, 130, 513), (30, 100, 300),
-          (37, 90, 300), (13, 40, 513)]
+          (37, 90, 300), (13, 40, 513), (7, 70, 100), (30, 136, 49)]
 
 
 @pytest.mark.parametrize("m,n,k", SHAPES, ids=[f"{m}x{n}x{k}" for m, n, k in SHAPES])
@@ -53,13 +56,16 @@ def test_own_gemm_matches_float64(m, n, k, trans_a, trans_b, rng):
         assert np.all(err <= bound), (alpha, beta, float((err / bound).max()))
 
 
-def test_own_gemm_beta_zero_reads_nothing_of_c(rng):
-    # beta = 0 overwrites C: what it held (NaN here) must not leak in.
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_own_gemm_beta_zero_reads_nothing_of_c(trans_b, rng):
+    # beta = 0 overwrites C: what it held (NaN here) must not leak in (with
+    # Bᵀ, 70 = 64 + 6 columns: the dot products' columns too).
     a = rng.standard_normal((30, 200)).astype(np.float32)
-    b = rng.standard_normal((200, 70)).astype(np.float32)
+    b = rng.standard_normal((70, 200) if trans_b else (200, 70)).astype(np.float32)
     c = np.full((30, 70), np.nan, dtype=np.float32)
-    out = engine.own_gemm(a, b, c, False, False, 2.0, 0.0)
-    np.testing.assert_allclose(out, 2.0 * (a.astype(np.float64) @ b), rtol=1e-5, atol=1e-4)
+    out = engine.own_gemm(a, b, c, False, trans_b, 2.0, 0.0)
+    op_b = b.T if trans_b else b
+    np.testing.assert_allclose(out, 2.0 * (a.astype(np.float64) @ op_b), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True), (True, True)])
@@ -96,16 +102,19 @@ def test_own_gemm_reads_blocks_of_wider_matrices(trans_a, trans_b, rng):
     np.testing.assert_array_equal(out_t, out)
 
 
-def test_own_gemm_sums_in_the_same_order_whatever_the_rows(rng):
-    # Each element is one ordered sum over k, so a row computed in a tile of 6,
-    # of 12 or among the rows left over comes out the same bits: the result
-    # does not depend on how a step splits its rows between threads.
+@pytest.mark.parametrize("n,trans_b", [(90, False), (68, True)])
+def test_own_gemm_sums_in_the_same_order_whatever_the_rows(n, trans_b, rng):
+    # Each element is one sum over k in an order of its own, so a row computed
+    # in a tile of 6, of 12 or among the rows left over (with Bᵀ and 68 = 64 +
+    # 4 columns: the dot products' 4 rows at a time or the rows left) comes out
+    # the same bits: the result does not depend on how a step splits its rows
+    # between threads.
     a = rng.standard_normal((37, 300)).astype(np.float32)
-    b = rng.standard_normal((300, 90)).astype(np.float32)
-    c = np.zeros((37, 90), dtype=np.float32)
-    whole = engine.own_gemm(a, b, c)
+    b = rng.standard_normal((n, 300) if trans_b else (300, n)).astype(np.float32)
+    c = np.zeros((37, n), dtype=np.float32)
+    whole = engine.own_gemm(a, b, c, False, trans_b)
     for r0, r1 in [(0, 1), (3, 10), (11, 37), (30, 37)]:
-        part = engine.own_gemm(a[r0:r1], b, c[r0:r1])
+        part = engine.own_gemm(a[r0:r1], b, c[r0:r1], False, trans_b)
         np.testing.assert_array_equal(part, whole[r0:r1])
 
 

@@ -152,6 +152,75 @@ static void pack_panel(bool trans_b, const float* b, int ldb, std::int64_t k0, s
   }
 }
 
+// Columns [j0, j0 + WC) of rows [0, RB) of C = alpha·A·Bᵀ + beta·C, for the
+// few columns a product's last panel would leave (own_gemm): both operands
+// have those rows contiguous along k, so each element is a dot product, 16
+// k at a time in one vector of sums and added up at the end. A tile would
+// spend a whole vector of FMAs on them: W-mnist's δ₁ = δ₂·W₂ᵀ (196 = 3 × 64
+// + 4 columns) took 787 µs against 727 for its first 192 columns
+// (docs/performance.md, 2026-12-04).
+template <int RB, int WC>
+static inline void dot_tile(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                            std::int64_t k, float* c, std::int64_t ldc, float alpha, float beta) {
+  __m512 s[RB][WC];
+#pragma GCC unroll 4
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < WC; ++j) s[r][j] = _mm512_setzero_ps();
+  for (std::int64_t q = 0; q < k; q += 16) {
+    const __mmask16 m = k - q >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - q)) - 1);
+    __m512 x[RB], y[WC];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r) x[r] = _mm512_maskz_loadu_ps(m, a + r * lda + q);
+#pragma GCC unroll 4
+    for (int j = 0; j < WC; ++j) y[j] = _mm512_maskz_loadu_ps(m, b + j * ldb + q);
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < WC; ++j) s[r][j] = _mm512_fmadd_ps(x[r], y[j], s[r][j]);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < WC; ++j) {
+      float* out = c + r * ldc + j;
+      const float v = alpha * _mm512_reduce_add_ps(s[r][j]);
+      *out = beta != 0.0f ? v + beta * *out : v;
+    }
+}
+
+// Columns [j0, n) of C = alpha·A·Bᵀ + beta·C by dot_tile: 4 rows × up to 4
+// columns at a time (16 sums and 8 loads per 16 FMAs), then the rows left.
+template <int WC>
+static void dot_columns(int m, int k, float alpha, const float* a, int lda, const float* b,
+                        int ldb, float beta, float* c, int ldc) {
+  int i = 0;
+  for (; i + 4 <= m; i += 4)
+    dot_tile<4, WC>(a + std::int64_t(i) * lda, lda, b, ldb, k, c + std::int64_t(i) * ldc, ldc,
+                    alpha, beta);
+  for (; i < m; ++i)
+    dot_tile<1, WC>(a + std::int64_t(i) * lda, lda, b, ldb, k, c + std::int64_t(i) * ldc, ldc,
+                    alpha, beta);
+}
+
+static void dot_tail(int m, int n, int k, int j0, float alpha, const float* a, int lda,
+                     const float* b, int ldb, float beta, float* c, int ldc) {
+  for (int j = j0; j < n; j += 4) {
+    const float* bj = b + std::int64_t(j) * ldb;
+    float* cj = c + j;
+    switch (n - j < 4 ? n - j : 4) {
+      case 1: dot_columns<1>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc); break;
+      case 2: dot_columns<2>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc); break;
+      case 3: dot_columns<3>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc); break;
+      default: dot_columns<4>(m, k, alpha, a, lda, bj, ldb, beta, cj, ldc);
+    }
+  }
+}
+
+// Up to this many columns past the last whole panel of an A·Bᵀ product go
+// to dot_tail instead of a panel of one vector.
+constexpr int kDotTailCols = 8;
+
 // Row-major C (m × n) = alpha·op(A)·op(B) + beta·C, op(A) = A (m × k, row
 // stride lda) or Aᵀ (A: k × m), op(B) = B (k × n, row stride ldb) or Bᵀ (B:
 // n × k). `pack`: kGemmPackFloats of scratch.
@@ -161,6 +230,10 @@ static void own_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alph
   const std::int64_t sar = trans_a ? 1 : lda, sak = trans_a ? lda : 1;
   // Blocks of k of equal length, none over kGemmKc: 784 is 4 × 196, not 3 × 256 + 16.
   const std::int64_t blocks = (static_cast<std::int64_t>(k) + kGemmKc - 1) / kGemmKc;
+  // A few columns past the last whole panel of A·Bᵀ: by dot products.
+  const int tail = !trans_a && trans_b && n % 64 <= kDotTailCols ? n % 64 : 0;
+  if (tail > 0) dot_tail(m, n, k, n - tail, alpha, a, lda, b, ldb, beta, c, ldc);
+  n -= tail;
   for (std::int64_t j0 = 0; j0 < n; j0 += 64) {
     const int w = n - j0 < 64 ? static_cast<int>(n - j0) : 64;
     const int nv = (w + 15) / 16;
