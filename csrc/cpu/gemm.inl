@@ -157,8 +157,8 @@ static void pack_panel(bool trans_b, const float* b, int ldb, std::int64_t k0, s
 // have those rows contiguous along k, so each element is a dot product, 16
 // k at a time in one vector of sums and added up at the end. A tile would
 // spend a whole vector of FMAs on them: W-mnist's δ₁ = δ₂·W₂ᵀ (196 = 3 × 64
-// + 4 columns) took 787 µs against 727 for its first 192 columns
-// (docs/performance.md, 2026-12-04).
+// + 4 columns) took 757-765 µs that way against 703-719 for its first 192
+// columns alone, and 719-726 with these (docs/performance.md, 2026-12-04).
 template <int RB, int WC>
 static inline void dot_tile(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                             std::int64_t k, float* c, std::int64_t ldc, float alpha, float beta) {
@@ -189,8 +189,9 @@ static inline void dot_tile(const float* a, std::int64_t lda, const float* b, st
     }
 }
 
-// Columns [j0, n) of C = alpha·A·Bᵀ + beta·C by dot_tile: 4 rows × up to 4
-// columns at a time (16 sums and 8 loads per 16 FMAs), then the rows left.
+// WC columns of C = alpha·A·Bᵀ + beta·C (c: their first; b: their first row
+// of B) by dot_tile: 4 rows at a time (with WC = 4, 16 sums and 8 loads per
+// 16 FMAs), then the rows left.
 template <int WC>
 static void dot_columns(int m, int k, float alpha, const float* a, int lda, const float* b,
                         int ldb, float beta, float* c, int ldc) {
@@ -203,6 +204,7 @@ static void dot_columns(int m, int k, float alpha, const float* a, int lda, cons
                     alpha, beta);
 }
 
+// Columns [j0, n) of C = alpha·A·Bᵀ + beta·C, four at a time.
 static void dot_tail(int m, int n, int k, int j0, float alpha, const float* a, int lda,
                      const float* b, int ldb, float beta, float* c, int ldc) {
   for (int j = j0; j < n; j += 4) {
