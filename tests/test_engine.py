@@ -72,6 +72,45 @@ def ref_params(net, spec):
     return mlp.unflatten(net.params.astype(np.float64), spec)
 
 
+# A (leaky) ReLU pre-activation this close to its kink at 0, relative to the
+# magnitude of the terms it sums (|A_{l-1}|·|W_l| + |b_l|), can fall on one
+# side in float32 and on the other in the float64 reference; the unit's
+# derivative for that row then differs by most of its value, and Adam turns
+# that into a different step for every weight of the unit. Seen:
+# test_train_steps[120-37-29-37-120 …-adam-float32-generic] failed for 5 of
+# 2,600 draws (rel. error of the parameters 1.6e-5 to 2.9e-4 against 1e-5),
+# each with a pre-activation within 5e-8 to 2e-7 of its terms' magnitude at
+# one of the 4 steps, about one float32 rounding; below 1e-6, 11% of that
+# case's draws are drawn again.
+KINK_MARGIN = 1e-6
+KINKED = ("relu", "leaky_relu")
+
+
+def kink_margin(Ws, bs, X, spec):
+    """The smallest |Z| / (|A_{l-1}|·|W_l| + |b_l|) over the (leaky) ReLU layers."""
+    As, Zs = mlp.forward(Ws, bs, X, spec)
+    margin = np.inf
+    for l, act in enumerate(spec.activations):
+        if act in KINKED:
+            terms = np.abs(As[l]) @ np.abs(Ws[l]) + np.abs(bs[l])
+            margin = min(margin, float(np.min(np.abs(Zs[l]) / terms)))
+    return margin
+
+
+def trajectory_margin(net, spec, opt, lr, X, Y, steps):
+    """kink_margin over the float64 reference's `steps` steps from net's state."""
+    if not any(a in KINKED for a in spec.activations):
+        return np.inf
+    params = mlp.unflatten(net.params.astype(np.float64), spec)
+    ref_opt = reference_optimizer(net, opt, lr, spec)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    margin = np.inf
+    for _ in range(steps):
+        margin = min(margin, kink_margin(*params, X64, spec))
+        optim.train_step(*params, X64, Y64, spec, ref_opt)
+    return margin
+
+
 def test_philox_known_answers():
     # Random123's published Philox4x32-10 vectors.
     cases = [
@@ -193,16 +232,22 @@ def test_train_steps(case, opt, dtype, isa, rng):
     # Each step is checked from the engine's own state (parameters, momentum,
     # Adam moments and t), so float32 rounding is not compounded over steps;
     # in float64 the trajectories are also compared after all steps.
-    spec, net, X, Y = make(case, dtype, isa, rng)
     # Rates that keep every unit out of float32 saturation, where the float32
     # clamp of ρ̂ (2^-20) and the float64 reference's (2^-40) differ by design
     # and ReLU kinks flip: SGD steps of norm <= 0.5, Adam's per-weight steps
-    # scaled to the fan-in.
-    net.loss_and_gradient(X, Y)
-    gnorm = float(np.linalg.norm(net.grads.astype(np.float64)))
-    lr = {"sgd": 0.5 * min(1.0, 1.0 / gnorm), "momentum": 0.2 * min(1.0, 1.0 / gnorm),
-          "adam": 1e-2 * min(1.0, 64 / max(case[0]))}[opt]
-    net.set_optimizer(opt, lr, momentum=0.8, beta1=0.9, beta2=0.99, eps=1e-7)
+    # scaled to the fan-in. Data drawn again while the reference's 4 steps
+    # pass within KINK_MARGIN of a kink.
+    for _ in range(20):
+        spec, net, X, Y = make(case, dtype, isa, rng)
+        net.loss_and_gradient(X, Y)
+        gnorm = float(np.linalg.norm(net.grads.astype(np.float64)))
+        lr = {"sgd": 0.5 * min(1.0, 1.0 / gnorm), "momentum": 0.2 * min(1.0, 1.0 / gnorm),
+              "adam": 1e-2 * min(1.0, 64 / max(case[0]))}[opt]
+        net.set_optimizer(opt, lr, momentum=0.8, beta1=0.9, beta2=0.99, eps=1e-7)
+        if trajectory_margin(net, spec, opt, lr, X, Y, 4) >= KINK_MARGIN:
+            break
+    else:
+        pytest.fail(f"20 draws of the data all pass within {KINK_MARGIN} of a ReLU kink")
     X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
     start = net.params.astype(np.float64)
     whole = mlp.unflatten(start.copy(), spec)
