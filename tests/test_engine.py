@@ -7,7 +7,7 @@ a float64 reference fed the same float32 numbers).
 import numpy as np
 import pytest
 
-from conftest import NETWORK_CASES, TOL, TOL_TRAJECTORY, rel_err
+from conftest import KINKED, NETWORK_CASES, TOL, TOL_TRAJECTORY, rel_err
 from fusedae._native import engine
 from fusedae.reference import mlp, optim, philox
 from fusedae.reference.ops import ACTIVATIONS
@@ -83,7 +83,6 @@ def ref_params(net, spec):
 # one of the 4 steps, about one float32 rounding; below 1e-6, 11% of that
 # case's draws are drawn again.
 KINK_MARGIN = 1e-6
-KINKED = ("relu", "leaky_relu")
 
 
 def kink_margin(Ws, bs, X, spec):

@@ -9,7 +9,7 @@ and whole epochs with the engine's Philox draws.
 import numpy as np
 import pytest
 
-from conftest import TOL, rel_err
+from conftest import KINKED, TOL, rel_err
 from fusedae._native import engine
 from fusedae.reference import gan as rgan
 from fusedae.reference import mlp, optim, philox
@@ -213,7 +213,7 @@ def keep_off_kinks(net, mspec, X, margin=1e-4):
     random seeds, test_generator_loss_and_gradient for 4 of 6,000)."""
     Ws, bs = ref_params(net, mspec)
     for l, name in enumerate(mspec.activations[:-1]):
-        if name not in ("relu", "leaky_relu"):
+        if name not in KINKED:
             continue
         Z = mlp.forward(Ws, bs, X, mspec)[1][l]
         for j in range(Z.shape[1]):

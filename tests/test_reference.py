@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import KINKED
 
 from fusedae.reference import ops, optim
 from fusedae.reference.mlp import (
@@ -36,7 +37,6 @@ FD_RTOL = 1e-7
 
 SHALLOW = (7, 5, 7)
 DEEP = (6, 4, 3, 6)
-KINKED = ("relu", "leaky_relu")
 
 
 # --------------------------------------------------------------------------

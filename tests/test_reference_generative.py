@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import KINKED
 
 from fusedae.reference import gan, mlp, ops, optim, philox, vae
 from fusedae.reference.gan import GANSpec
@@ -19,7 +20,6 @@ from fusedae.reference.vae import VAESpec
 
 FD_STEP = 1e-5
 FD_RTOL = 1e-7
-KINKED = ("relu", "leaky_relu")
 
 
 # --------------------------------------------------------------------------
