@@ -3,6 +3,7 @@
     python bench/step.py D N B [--threads T] [--seconds S | --steps K] [--density P]
     python bench/step.py D N B --epoch ROWS [--in-order] [--noise KIND --level L] [--threads T] [--seconds S | --steps K] [--density P]
     python bench/step.py D N B --model vae | gan [--threads T] [--seconds S | --steps K]
+    python bench/step.py ... --serve      # timed windows on request, for bench/ab.py --paired
 
 Sparse autoencoder D-N-D (sigmoid/sigmoid, ρ = 0.05, β = 3, SGD lr 0.1,
 float32) on a batch of B rows, each entry nonzero with probability P (0.2,
@@ -21,6 +22,7 @@ PyTorch and JAX use bench/cpu.py; this is the fast loop for measuring one
 change at a time, and bench/ab.py runs it alternately over two builds.
 """
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -53,10 +55,22 @@ def main(argv=None):
                         choices=["none", "gaussian", "masking", "salt_pepper"],
                         help="--epoch: the denoising corruption of each batch")
     parser.add_argument("--level", type=float, default=0.3, help="--noise: its level")
+    parser.add_argument("--serve", action="store_true",
+                        help="after the warm-up, read a count K per line on stdin, run K "
+                             "calls and print their seconds (bench/ab.py --paired)")
     args = parser.parse_args(argv)
     engine.set_num_threads(args.threads)
-    if args.model != "sparse":
-        return generative(args)
+    build = generative if args.model != "sparse" else sparse
+    step, per_call, describe, last_loss = build(args)
+    if args.serve:
+        return serve(step, per_call, last_loss)
+    rate = per_call * timed(step, args)
+    print(describe(rate) + (f", loss after: {last_loss()}" if args.steps > 0 else ""))
+
+
+def sparse(args):
+    """The sparse autoencoder's train_step (or fit_epoch) of the module docstring:
+    (the call, steps per call, the line for a rate, the loss after one more call)."""
     rng = np.random.default_rng(1234)
     rows = args.epoch or args.B
     X = np.where(rng.random((rows, args.D)) < args.density, rng.random((rows, args.D)), 0.0)
@@ -66,33 +80,44 @@ def main(argv=None):
     net.init_params(0)
     net.set_optimizer("sgd", 0.1)
     if args.epoch:
-        steps = -(-rows // args.B)
+        per_call = -(-rows // args.B)
         level = args.level if args.noise != "none" else 0.0
 
-        def epoch():
+        def step():
             return net.fit_epoch(X, None, args.B, not args.in_order, args.noise, level)
 
-        epoch()
-        rate = steps * timed(epoch, args)
-        last = epoch()[0] if args.steps > 0 else None
+        step()
+
+        def last_loss():
+            return f"{step()[0]:.6f}"
     else:
+        per_call = 1
+
+        def step():
+            return net.train_step(X, X)
+
         for _ in range(5):
-            net.train_step(X, X)
-        rate = timed(lambda: net.train_step(X, X), args)
-        last = net.train_step(X, X) if args.steps > 0 else None
+            step()
+
+        def last_loss():
+            return f"{step():.6f}"
     flops = 10.0 * args.B * args.D * args.N
-    print(f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}"
-          + (f", {'in-order' if args.in_order else 'shuffled'} epochs of {rows} rows"
-             if args.epoch else "")
-          + (f", {args.noise} noise {args.level}" if args.epoch and args.noise != "none" else "")
-          + ", "
-          f"{args.threads} thread(s): {rate:,.1f} steps/s, "
-          f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, OpenBLAS {engine.blas_corename()})"
-          + (f", loss after: {last:.6f}" if last is not None else ""))
+
+    def describe(rate):
+        return (f"{args.D}-{args.N}-{args.D}, B={args.B}, density {args.density}"
+                + (f", {'in-order' if args.in_order else 'shuffled'} epochs of {rows} rows"
+                   if args.epoch else "")
+                + (f", {args.noise} noise {args.level}"
+                   if args.epoch and args.noise != "none" else "")
+                + f", {args.threads} thread(s): {rate:,.1f} steps/s, "
+                f"{rate * flops / 1e9:.1f} GFLOP/s (isa {net.isa}, "
+                f"OpenBLAS {engine.blas_corename()})")
+
+    return step, per_call, describe, last_loss
 
 
 def timed(step, args):
-    """Steps per second of `step`: exactly --steps calls, or as many as fit in --seconds."""
+    """Calls per second of `step`: exactly --steps calls, or as many as fit in --seconds."""
     steps, start = 0, time.perf_counter()
     if args.steps > 0:
         for _ in range(args.steps):
@@ -103,6 +128,24 @@ def timed(step, args):
             step()
             steps += 1
     return steps / (time.perf_counter() - start)
+
+
+def serve(step, per_call, last_loss):
+    """Timed windows on request: bench/ab.py --paired keeps one such process per
+    build and alternates their windows, so that two builds' windows are a
+    fraction of a second apart instead of a whole run. Prints "ready" and
+    the steps per call, then the seconds of each window; an empty line (or the end of input) prints
+    the loss after one more call and ends it."""
+    print(f"ready {per_call}", flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        k = int(line)
+        start = time.perf_counter()
+        for _ in range(k):
+            step()
+        print(f"{time.perf_counter() - start:.9f}", flush=True)
+    print(f"loss after: {last_loss()}", flush=True)
 
 
 def generative(args):
@@ -117,13 +160,17 @@ def generative(args):
         runner = peers_fusedae.build_gan(name, X, False)
     for _ in range(5):
         runner.step()
-    rate = timed(runner.step, args)
     flops = wl.flops_per_step(name)
-    # The losses of one more step (the GAN's: discriminator, generator).
-    last = runner.to_floats([runner.step()]) if args.steps > 0 else None
-    print(f"{name}, {args.threads} thread(s): {rate:,.1f} steps/s, "
-          f"{rate * flops / 1e9:.1f} GFLOP/s (OpenBLAS {engine.blas_corename()})"
-          + (f", loss after: {','.join(f'{v:.9g}' for v in last)}" if last else ""))
+
+    def describe(rate):
+        return (f"{name}, {args.threads} thread(s): {rate:,.1f} steps/s, "
+                f"{rate * flops / 1e9:.1f} GFLOP/s (OpenBLAS {engine.blas_corename()})")
+
+    def last_loss():
+        # The losses of one more step (the GAN's: discriminator, generator).
+        return ",".join(f"{v:.9g}" for v in runner.to_floats([runner.step()]))
+
+    return runner.step, 1, describe, last_loss
 
 
 if __name__ == "__main__":
