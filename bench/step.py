@@ -133,9 +133,9 @@ def timed(step, args):
 def serve(step, per_call, last_loss):
     """Timed windows on request: bench/ab.py --paired keeps one such process per
     build and alternates their windows, so that two builds' windows are a
-    fraction of a second apart instead of a whole run. Prints "ready" and
-    the steps per call, then the seconds of each window; an empty line (or the end of input) prints
-    the loss after one more call and ends it."""
+    fraction of a second apart instead of a whole run. Prints "ready" and the
+    steps per call, then the seconds of each window; an empty line (or the end
+    of input) prints the loss after one more call and ends it."""
     print(f"ready {per_call}", flush=True)
     for line in sys.stdin:
         if not line.strip():
