@@ -46,22 +46,30 @@ import tempfile
 STEP_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step.py")
 
 
+def fresh_copy(directory, scratch, name):
+    """A copy of the build in `directory`, as scratch/name: every process runs
+    from its own (the docstring says why)."""
+    copy = os.path.join(scratch, name)
+    shutil.copytree(directory, copy)
+    return copy
+
+
+def step_env(path):
+    """bench/step.py's environment: the build at `path` first on PYTHONPATH,
+    OPENBLAS_CORETYPE removed."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
+    env.pop("OPENBLAS_CORETYPE", None)
+    return env
+
+
 def run_once(directory, step_args):
-    # From a fresh copy of the build, as the paired mode does (docstring).
     scratch = tempfile.mkdtemp(prefix="fusedae-ab-")
     try:
-        copy = os.path.join(scratch, "build")
-        shutil.copytree(directory, copy)
-        return run_in(copy, step_args, directory)
+        env = step_env(fresh_copy(directory, scratch, "build"))
+        out = subprocess.run([sys.executable, STEP_PY, *step_args], capture_output=True,
+                             text=True, env=env)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def run_in(path, step_args, directory):
-    env = dict(os.environ, PYTHONPATH=path)
-    env.pop("OPENBLAS_CORETYPE", None)
-    out = subprocess.run([sys.executable, STEP_PY, *step_args], capture_output=True, text=True,
-                         env=env)
     m = re.search(r"([0-9][0-9,.]*) steps/s", out.stdout)
     if out.returncode != 0 or not m:
         raise SystemExit(f"{directory}: bench/step.py failed (rc {out.returncode}):\n"
@@ -71,15 +79,14 @@ def run_in(path, step_args, directory):
 
 
 class Server:
-    """One build's bench/step.py --serve process."""
+    """One build's bench/step.py --serve process, run from `path` (a copy of
+    the build in `directory`)."""
 
-    def __init__(self, directory, step_args):
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(directory))
-        env.pop("OPENBLAS_CORETYPE", None)
+    def __init__(self, directory, path, step_args):
         self.directory = directory
         self.proc = subprocess.Popen([sys.executable, STEP_PY, *step_args, "--serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=step_env(path))
         self.steps_per_call = int(self._expect("ready"))
 
     def _expect(self, prefix):
@@ -124,11 +131,7 @@ def paired(rounds, step_args, dirs, window, processes):
         scratch = tempfile.mkdtemp(prefix="fusedae-ab-")
         try:
             for i in start_order:
-                # A fresh copy of the build for every set: the engine's code
-                # then sits in other physical pages each time (see the docstring).
-                copy = os.path.join(scratch, str(i))
-                shutil.copytree(dirs[i], copy)
-                servers[i] = Server(copy, step_args)
+                servers[i] = Server(dirs[i], fresh_copy(dirs[i], scratch, str(i)), step_args)
             if calls is None:
                 # Calls per window: doubled on the first build until a window
                 # lasts half the target, then scaled.

@@ -11,8 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import KINKED
 
+from conftest import KINKED
 from fusedae.reference import ops, optim
 from fusedae.reference.mlp import (
     MLPSpec,

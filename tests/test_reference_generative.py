@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import KINKED
 
+from conftest import KINKED
 from fusedae.reference import gan, mlp, ops, optim, philox, vae
 from fusedae.reference.gan import GANSpec
 from fusedae.reference.mlp import MLPSpec
