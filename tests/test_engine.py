@@ -398,6 +398,41 @@ def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(shuffle, optimizer,
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("loss", ["squared_error", "binary_cross_entropy"])
+@pytest.mark.parametrize("n_in", [300, 1024, 2100], ids=["3-folds", "2-folds", "1-fold"])
+def test_in_order_epoch_is_its_train_steps_bit_for_bit(n_in, loss, threads, dtype, isa, rng):
+    # An in-order epoch of mostly-zero rows takes its targets from the nonzero
+    # lists, a few 8-row folds of the output epilogue at a time (3, 2 or 1 at
+    # these widths), where train_step reads them in place in one call; the
+    # epilogue's column sums, and so every parameter, must not depend on
+    # that. 140 rows a batch: 70 per thread on two, so the last call of
+    # each thread has a part of a fold.
+    rows, batch, n_hidden = 500, 140, 64
+    before = engine.get_num_threads()
+    engine.set_num_threads(threads)
+    try:
+        nets = []
+        for _ in range(2):
+            net = engine.Network([n_in, n_hidden, n_in], ["sigmoid", "sigmoid"], loss, dtype,
+                                 1e-4, 1, 0.1, 0.5, isa=isa)
+            net.init_params(5)
+            net.set_optimizer("adam", 1e-3)
+            nets.append(net)
+        X = rng.uniform(0, 1, (rows, n_in))
+        X = np.where(rng.uniform(size=X.shape) < 0.2, X, 0.0).astype(dtype)
+        epoch, steps = nets[0], nets[1]
+        _, n_steps, diverged = epoch.fit_epoch(X, None, batch, False, "none", 0.0)
+        assert (n_steps, diverged) == (-(-rows // batch), False)
+        for r0 in range(0, rows, batch):
+            steps.train_step(X[r0:r0 + batch], X[r0:r0 + batch])
+        np.testing.assert_array_equal(epoch.params, steps.params)
+    finally:
+        engine.set_num_threads(before)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes,rows,batch", [((12, 9, 4), 45, 16), ((300, 160, 10), 150, 64)],
                          ids=["small", "pooled"])
 def test_fit_epoch_supervised_softmax_matches_reference(sizes, rows, batch, dtype, isa, rng):

@@ -121,12 +121,15 @@ template <class T, Loss Lo> struct OutputDelta {
                     double* colsum, double* lsum) {
     constexpr int CW = static_cast<int>(64 / sizeof(T));
     // float: 8 rows of float partial sums per fold; double: every row, which
-    // is the plain double sum.
+    // is the plain double sum. Each fold's column sums go straight into
+    // colsum, so a caller that cuts its rows into whole folds (the listed
+    // targets of network_impl.inl) gets the same sums, bit for bit, as one
+    // call over all of them.
     constexpr std::int64_t kFoldRows = sizeof(T) == 4 ? 8 : 1;
     double loss = 0.0;
     std::int64_t j0 = 0;
     for (; j0 + CW <= n; j0 += CW) {
-      double la[CW] = {}, ca[CW] = {};
+      double la[CW] = {};
       for (std::int64_t f0 = 0; f0 < rows; f0 += kFoldRows) {
         const std::int64_t f1 = rows - f0 < kFoldRows ? rows : f0 + kFoldRows;
         T lf[CW] = {}, cf[CW] = {};
@@ -140,13 +143,10 @@ template <class T, Loss Lo> struct OutputDelta {
 #pragma omp simd
         for (int j = 0; j < CW; ++j) {
           la[j] += static_cast<double>(lf[j]);
-          ca[j] += static_cast<double>(cf[j]);
+          colsum[j0 + j] += static_cast<double>(cf[j]);
         }
       }
-      for (int j = 0; j < CW; ++j) {
-        loss += la[j];
-        colsum[j0 + j] += ca[j];
-      }
+      for (int j = 0; j < CW; ++j) loss += la[j];
     }
     if (j0 == n) return loss;
     for (std::int64_t j = j0; j < n; ++j) lsum[j] = 0.0;

@@ -170,13 +170,19 @@ template <class T> class NetworkImpl final : public Network {
 
  private:
   static constexpr std::int64_t kForwardChunk = 256;
-  // Target rows expanded at a time for a batch read in place: one fold of
-  // the output epilogue's float sums (OutputDelta), so the sums are grouped
-  // exactly as for a copied batch.
-  static constexpr std::int64_t kTargetRows = 8;
+  // Target rows expanded at a time for a batch read in place: whole folds of
+  // the output epilogue's float sums (OutputDelta's 8 rows), so the column
+  // sums are the same as for a copied batch; as many folds as the block-sum
+  // scratch holds, up to three (W-mnist's epochs: 1.0–1.1% faster than one
+  // fold a call on the Zen 5 host, docs/performance.md, 2026-12-06).
+  static constexpr std::int64_t kTargetFoldRows = 8, kTargetFolds = 3;
+  std::int64_t target_rows() const {
+    const std::int64_t folds = kNzBlock * kSlabElems / (kTargetFoldRows * n_[L_]);
+    return (folds < kTargetFolds ? folds : kTargetFolds) * kTargetFoldRows;
+  }
   int threads_used_ = 1;  // threads of the last dispatch
-  // kTargetRows rows of targets fit the block-sum scratch they are expanded into.
-  bool targets_fit() const { return kTargetRows * n_[L_] <= kNzBlock * kSlabElems; }
+  // At least one fold of targets fits the block-sum scratch they are expanded into.
+  bool targets_fit() const { return target_rows() > 0; }
   const T* kept_x_ = nullptr;   // inputs of the last forward_keep, for backward_from
   std::int64_t kept_rows_ = 0;
 
@@ -376,8 +382,8 @@ template <class T> class NetworkImpl final : public Network {
         };
         // Targets that are the listed inputs (a batch read in place through
         // a permutation, or an in-order epoch's rows) are expanded from the
-        // lists kTargetRows at a time into the block-sum scratch (free once
-        // the first layer's product is done), a fold of the epilogue. An
+        // lists target_rows() at a time into the block-sum scratch (free once
+        // the first layer's product is done), whole folds of the epilogue. An
         // epoch's rows have left L2 by now: read in place, the in-order
         // epoch's output epilogue took 12.6% of it against 5.3% shuffled
         // (`perf`, W-mnist, 1 thread). A train_step's X may still be in
@@ -389,8 +395,9 @@ template <class T> class NetworkImpl final : public Network {
           loss_sum = output_delta(dst, m, y + r0 * n_[l]);
         } else {
           T* scratch = block_sums(tid);
-          for (std::int64_t g = r0; g < r1; g += kTargetRows) {
-            const std::int64_t g1 = r1 - g < kTargetRows ? r1 : g + kTargetRows;
+          const std::int64_t per_call = target_rows();
+          for (std::int64_t g = r0; g < r1; g += per_call) {
+            const std::int64_t g1 = r1 - g < per_call ? r1 : g + per_call;
             expand_listed_rows(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_, g,
                                g1, n_[0], scratch);
             loss_sum += output_delta(dst + (g - r0) * n_[l], g1 - g, scratch);
