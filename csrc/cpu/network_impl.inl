@@ -685,10 +685,13 @@ template <class T> class NetworkImpl final : public Network {
     *y = (b.y || noisy) ? by : bx;
   }
 
-  // Rows [r0, r1) of a gathered batch's inputs, uncorrupted, into dst.
+  // Rows [r0, r1) of a gathered batch's inputs, uncorrupted, into dst; a
+  // shuffled batch's rows fetched kRowsAhead rows before they are copied.
   void copy_rows(const Batch& b, std::int64_t r0, std::int64_t r1, T* dst) {
     const std::int64_t nin = n_[0];
     for (std::int64_t i = r0; i < r1; ++i) {
+      if (b.index && i + kRowsAhead < r1)
+        prefetch_row(b.x + b.index[b.first + i + kRowsAhead] * nin, nin);
       const std::int64_t src = b.index ? b.index[b.first + i] : b.first + i;
       std::memcpy(dst + i * nin, b.x + src * nin, sizeof(T) * nin);
     }
