@@ -433,6 +433,45 @@ def test_in_order_epoch_is_its_train_steps_bit_for_bit(n_in, loss, threads, dtyp
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("head", ["sparse-head", "dense-head"])
+def test_train_step_whose_first_rows_mislead_the_probe(head, threads, dtype, isa, rng):
+    # The first layer counts the first 4 rows of each thread's share to choose
+    # between listing the share at once and counting it first; the path is
+    # then the whole share's count. Each share of 32 rows (or the one of 64)
+    # starts with 4 rows unlike the rest: mostly zeros above a dense share
+    # (listed, then a GEMM after all), or dense above a mostly zero share
+    # (counted, then listed).
+    sizes, batch = (301, 200, 301), 64
+    spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
+                       sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
+    head_density, rest_density = (0.02, 0.6) if head == "sparse-head" else (0.9, 0.05)
+    density = np.full((batch, 1), rest_density)
+    for start in (0, batch // 2):
+        density[start:start + 4] = head_density
+    X = rng.uniform(0, 1, (batch, sizes[0]))
+    X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
+    before = engine.get_num_threads()
+    engine.set_num_threads(threads)
+    try:
+        net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", dtype, 1e-3,
+                             1, 0.2, 0.5, isa=isa)
+        net.init_params(9)
+        net.set_optimizer("sgd", 0.1)
+        X64 = X.astype(np.float64)
+        for step in range(2):
+            theta = net.params.astype(np.float64)
+            Ws, bs = mlp.unflatten(theta, spec)
+            ref_loss = optim.train_step(Ws, bs, X64, X64, spec, optim.SGD(0.1))
+            loss = net.train_step(X, X)
+            assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss), f"loss, step {step}"
+            assert rel_err(net.params, theta) <= TOL[dtype], f"parameters, step {step}"
+    finally:
+        engine.set_num_threads(before)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes,rows,batch", [((12, 9, 4), 45, 16), ((300, 160, 10), 150, 64)],
                          ids=["small", "pooled"])
 def test_fit_epoch_supervised_softmax_matches_reference(sizes, rows, batch, dtype, isa, rng):

@@ -170,6 +170,9 @@ template <class T> class NetworkImpl final : public Network {
 
  private:
   static constexpr std::int64_t kForwardChunk = 256;
+  // Rows whose nonzeros first_layer_forward counts to choose between listing
+  // a share of the batch at once and counting all of it first.
+  static constexpr std::int64_t kProbeRows = 4;
   // Target rows expanded at a time for a batch read in place: whole folds of
   // the output epilogue's float sums (OutputDelta's 8 rows), so the column
   // sums are the same as for a copied batch; as many folds as the block-sum
@@ -598,7 +601,25 @@ template <class T> class NetworkImpl final : public Network {
     if (!rows_at) {
       // The lists exist only where the path can pay (core/network.hpp).
       const bool possible = m > 0 && nz_row_val_ != nullptr;
-      const std::int64_t nnz = possible ? count_nonzeros(x + r0 * n0, m * n0) : m * n0;
+      // Rows whose first few are mostly zeros are listed at once, which
+      // counts them too (a share that is not mostly zeros after all is then a
+      // GEMM, as below); otherwise they are counted first. Either way the
+      // choice is the count's over all the rows. Listing at once saves a
+      // pass over rows that an epoch reads from memory.
+      std::int64_t nnz = m * n0;
+      bool listed = false;
+      if (possible) {
+        const std::int64_t probe = m < kProbeRows ? m : kProbeRows;
+        if (static_cast<double>(count_nonzeros(x + r0 * n0, probe * n0)) <=
+            kSparseDensity * static_cast<double>(probe * n0)) {
+          nnz = list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0),
+                                  static_cast<T*>(nz_row_val_), nz_row_col_, nz_row_end_,
+                                  col_counts(tid));
+          listed = true;
+        } else {
+          nnz = count_nonzeros(x + r0 * n0, m * n0);
+        }
+      }
       const bool sparse =
           possible && static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
       part_scalar(tid)[2] = static_cast<double>(nnz);
@@ -613,8 +634,9 @@ template <class T> class NetworkImpl final : public Network {
         gemm_rows(x + r0 * n0, 1, dst, m, tid);
         return false;
       }
-      list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
-                        nz_row_col_, nz_row_end_, col_counts(tid));
+      if (!listed)
+        list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
+                          nz_row_col_, nz_row_end_, col_counts(tid));
     }
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
                        nz_bounds(n0), r0, r1,
