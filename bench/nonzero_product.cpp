@@ -6,10 +6,16 @@
 // output (the kernel does one FMA per entry and vector), and the largest
 // error of the first rows against a float64 sum.
 //
+// With K > 1 the calls cycle through K batches drawn alike, as an epoch's
+// steps do: the loops' trip counts then change from call to call, which the
+// branch predictor can learn when one batch repeats (bench/step.py's loop of
+// train_step on one batch). With `copies`, the K batches are copies of the
+// first: the same memory as K batches, the trip counts of one.
+//
 //   g++ -O3 -std=c++17 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma \
 //       -mprefer-vector-width=512 -ffp-contract=fast -fno-math-errno -fopenmp-simd \
 //       -Icsrc bench/nonzero_product.cpp -o /tmp/nonzero_product
-//   /tmp/nonzero_product [N=196] [P=0.2]
+//   /tmp/nonzero_product [N=196] [P=0.2] [K=1 [copies]]
 //
 // The AVX2 variant: the same command with `-mavx2 -mfma` in place of the
 // AVX-512 and prefer-vector-width flags; the generic one: with none of them.
@@ -44,39 +50,53 @@ int main(int argc, char** argv) {
   const std::int64_t B = 256, n0 = 784;
   const std::int64_t N = argc > 1 ? std::atoll(argv[1]) : 196;
   const double density = argc > 2 ? std::atof(argv[2]) : 0.2;
-  if (N < 1 || N > 4096 || !(density > 0 && density <= 1)) {
-    std::fprintf(stderr, "usage: %s [N in 1..4096] [P in (0, 1]]\n", argv[0]);
+  const int K = argc > 3 ? std::atoi(argv[3]) : 1;
+  const bool copies = argc > 4 && std::strcmp(argv[4], "copies") == 0;
+  if (N < 1 || N > 4096 || !(density > 0 && density <= 1) || K < 1 || K > 64 ||
+      (argc > 4 && !copies)) {
+    std::fprintf(stderr, "usage: %s [N in 1..4096] [P in (0, 1]] [K in 1..64 [copies]]\n",
+                 argv[0]);
     return 2;
   }
   std::mt19937 gen(1);
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  std::vector<float> x(B * n0), w(n0 * N), out(B * N);
+  std::vector<float> x(K * B * n0), w(n0 * N), out(B * N);
   for (float& v : w) v = u(gen) - 0.5f;
   for (float& v : x) v = u(gen) < density ? u(gen) : 0.0f;
+  if (copies)
+    for (int q = 1; q < K; ++q) std::copy(x.begin(), x.begin() + B * n0, x.begin() + q * B * n0);
 
   auto aligned = [](std::size_t bytes) {
     return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   };
-  const std::int64_t stride = nz_stride(n0);
-  float* val = static_cast<float*>(aligned(sizeof(float) * B * stride));
-  std::int32_t* col = static_cast<std::int32_t*>(aligned(4 * B * stride));
-  std::vector<std::int64_t> bounds(B * nz_bounds(n0));
+  const std::int64_t stride = nz_stride(n0), nb = nz_bounds(n0);
+  // Batch q's lists at q·B·stride entries and q·B·nb bounds.
+  float* val = static_cast<float*>(aligned(sizeof(float) * K * B * stride));
+  std::int32_t* col = static_cast<std::int32_t*>(aligned(4 * K * B * stride));
+  std::vector<std::int64_t> bounds(K * B * nb);
   std::vector<std::int32_t> counts(n0 + 16);
   float* slab = static_cast<float*>(aligned(sizeof(float) * n0 * kSlabElems));
   float* acc = static_cast<float*>(aligned(sizeof(float) * kNzBlock * kSlabElems));
-  const std::int64_t nnz = list_row_nonzeros(x.data(), static_cast<const std::int64_t*>(nullptr),
-                                             0, B, n0, stride, val, col, bounds.data(),
-                                             counts.data());
+  std::int64_t nnz = 0;  // per batch, on average
+  for (int q = 0; q < K; ++q)
+    nnz += list_row_nonzeros(x.data() + q * B * n0, static_cast<const std::int64_t*>(nullptr), 0,
+                             B, n0, stride, val + q * B * stride, col + q * B * stride,
+                             bounds.data() + q * B * nb, counts.data());
+  nnz /= K;
+  auto product = [&](int q) {
+    sparse_times_dense(val + q * B * stride, col + q * B * stride, bounds.data() + q * B * nb, nb,
+                       0, B, w.data(), n0, N, out.data(), N, slab, acc);
+  };
 
   std::vector<double> times;
   for (int rep = 0; rep < 2000; ++rep) {
     const double t0 = now();
-    sparse_times_dense(val, col, bounds.data(), nz_bounds(n0), 0, B, w.data(), n0, N,
-                       out.data(), N, slab, acc);
+    product(rep % K);
     times.push_back(now() - t0);
   }
   std::sort(times.begin(), times.end());
   const double t = times[times.size() / 2];
+  product(0);  // the first batch's output, for the check below
 
   double err = 0.0;
   for (std::int64_t m = 0; m < 4; ++m)
@@ -87,9 +107,10 @@ int main(int argc, char** argv) {
       err = std::max(err, std::fabs(s - out[m * N + j]));
     }
   const double vectors = static_cast<double>((N + 15) / 16);
-  std::printf("N %lld, %.3f nonzero: %.1f us, %.3f ns per entry, %.3f ns per entry and vector, "
+  std::printf("N %lld, %.3f nonzero, %d batch(es)%s: %.1f us, %.3f ns per entry, %.3f ns per entry and vector, "
               "%.1f GFLOP/s of nonzeros, max error %.1e\n",
-              static_cast<long long>(N), static_cast<double>(nnz) / (B * n0), t * 1e6,
+              static_cast<long long>(N), static_cast<double>(nnz) / (B * n0), K,
+              copies ? " (copies of one)" : "", t * 1e6,
               t * 1e9 / nnz, t * 1e9 / nnz / vectors, 2.0 * nnz * N / t * 1e-9, err);
   std::free(val);
   std::free(col);
