@@ -4,6 +4,8 @@ Every case runs on each kernel variant this CPU supports (AVX-512, AVX2,
 generic), in float64 (≤ 1e-10 relative) and float32 (≤ 1e-5 relative, against
 a float64 reference fed the same float32 numbers).
 """
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,18 @@ from fusedae.reference.ops import ACTIVATIONS
 
 ISAS = engine.supported_isas()
 DTYPES = ["float64", "float32"]
+
+
+@contextlib.contextmanager
+def pool_threads(n):
+    """The engine's pool at n threads inside the block, and back to its count after."""
+    before = engine.get_num_threads()
+    engine.set_num_threads(n)
+    try:
+        yield
+    finally:
+        engine.set_num_threads(before)
+
 
 # (sizes, activations, loss, weight_decay, sparsity_layer, batch) — widths not
 # multiples of any vector width, 1-row batches, deep stacks, every activation.
@@ -278,12 +292,8 @@ OWN_GEMM = [SPARSE_X[0], SPARSE_X[2], SPARSE_X[3]]
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 @pytest.mark.parametrize("case", [CASES[i] for i in OWN_GEMM], ids=[CASE_IDS[i] for i in OWN_GEMM])
 def test_train_steps_through_the_own_gemm(case, opt, threads, rng):
-    before = engine.get_num_threads()
-    try:
-        engine.set_num_threads(threads)
+    with pool_threads(threads):
         test_train_steps(case, opt, "float32", "avx512", rng)
-    finally:
-        engine.set_num_threads(before)
 
 
 def reference_epoch(Ws, bs, X, Y, shuffle, spec, ref_opt, batch, seed, epoch, noise_step, kind,
@@ -367,9 +377,7 @@ def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(shuffle, optimizer,
     seed, rows, batch, sizes = 31, 150, 64, (301, 200, 301)
     spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
                        sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
-    before = engine.get_num_threads()
-    engine.set_num_threads(2)
-    try:
+    with pool_threads(2):
         net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", dtype, 1e-3,
                              1, 0.2, 0.5)
         net.init_params(seed)
@@ -392,8 +400,6 @@ def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(shuffle, optimizer,
             assert (steps, diverged) == (3, False)
             assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss)
         assert rel_err(net.params, theta) <= TOL[dtype]
-    finally:
-        engine.set_num_threads(before)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -409,9 +415,7 @@ def test_in_order_epoch_is_its_train_steps_bit_for_bit(n_in, loss, threads, dtyp
     # that. 140 rows a batch: 70 per thread on two, so the last call of
     # each thread has a part of a fold.
     rows, batch, n_hidden = 500, 140, 64
-    before = engine.get_num_threads()
-    engine.set_num_threads(threads)
-    try:
+    with pool_threads(threads):
         nets = []
         for _ in range(2):
             net = engine.Network([n_in, n_hidden, n_in], ["sigmoid", "sigmoid"], loss, dtype,
@@ -427,8 +431,6 @@ def test_in_order_epoch_is_its_train_steps_bit_for_bit(n_in, loss, threads, dtyp
         for r0 in range(0, rows, batch):
             steps.train_step(X[r0:r0 + batch], X[r0:r0 + batch])
         np.testing.assert_array_equal(epoch.params, steps.params)
-    finally:
-        engine.set_num_threads(before)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -451,9 +453,7 @@ def test_train_step_whose_first_rows_mislead_the_probe(head, threads, dtype, isa
         density[start:start + 4] = head_density
     X = rng.uniform(0, 1, (batch, sizes[0]))
     X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
-    before = engine.get_num_threads()
-    engine.set_num_threads(threads)
-    try:
+    with pool_threads(threads):
         net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", dtype, 1e-3,
                              1, 0.2, 0.5, isa=isa)
         net.init_params(9)
@@ -466,8 +466,6 @@ def test_train_step_whose_first_rows_mislead_the_probe(head, threads, dtype, isa
             loss = net.train_step(X, X)
             assert abs(loss - ref_loss) <= TOL[dtype] * abs(ref_loss), f"loss, step {step}"
             assert rel_err(net.params, theta) <= TOL[dtype], f"parameters, step {step}"
-    finally:
-        engine.set_num_threads(before)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -578,9 +576,7 @@ def test_non_finite_inputs_are_refused_on_every_thread_count(dtype, threads, rng
     # 300 × 256 inputs (76,800 elements) are scanned by the whole pool, each
     # thread a share of the rows (core/network.cpp): a NaN or infinity in any
     # share, at its first or last element, is found before anything is written.
-    before = engine.get_num_threads()
-    try:
-        engine.set_num_threads(threads)
+    with pool_threads(threads):
         net = engine.Network([256, 32, 256], ["sigmoid", "sigmoid"], "squared_error", dtype,
                              0.0, 1, 0.1, 3.0)
         net.init_params(0)
@@ -601,22 +597,16 @@ def test_non_finite_inputs_are_refused_on_every_thread_count(dtype, threads, rng
                 net.train_step(clean, X)
             assert np.array_equal(net.params, start)
         assert np.isfinite(net.train_step(clean, clean))
-    finally:
-        engine.set_num_threads(before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_thread_counts_agree(dtype, rng):
     case = ((200, 90, 200), ("sigmoid", "sigmoid"), "squared_error", 1e-3, 1, 300)
     results = []
-    before = engine.get_num_threads()
-    try:
-        for threads in (1, 2):
-            engine.set_num_threads(threads)
+    for threads in (1, 2):
+        with pool_threads(threads):
             spec, net, X, Y = make(case, dtype, "auto", np.random.default_rng(1))
             results.append((net.loss_and_gradient(X, Y), net.grads.copy()))
-    finally:
-        engine.set_num_threads(before)
     assert abs(results[0][0] - results[1][0]) <= TOL[dtype] * abs(results[0][0])
     assert rel_err(results[0][1], results[1][1]) <= TOL[dtype]
 
