@@ -4,29 +4,17 @@ Every case runs on each kernel variant this CPU supports (AVX-512, AVX2,
 generic), in float64 (≤ 1e-10 relative) and float32 (≤ 1e-5 relative, against
 a float64 reference fed the same float32 numbers).
 """
-import contextlib
-
 import numpy as np
 import pytest
 
 from conftest import KINKED, NETWORK_CASES, TOL, TOL_TRAJECTORY, rel_err
+from fusedae._base import engine_threads as pool_threads
 from fusedae._native import engine
 from fusedae.reference import mlp, optim, philox
 from fusedae.reference.ops import ACTIVATIONS
 
 ISAS = engine.supported_isas()
 DTYPES = ["float64", "float32"]
-
-
-@contextlib.contextmanager
-def pool_threads(n):
-    """The engine's pool at n threads inside the block, and back to its count after."""
-    before = engine.get_num_threads()
-    engine.set_num_threads(n)
-    try:
-        yield
-    finally:
-        engine.set_num_threads(before)
 
 
 # (sizes, activations, loss, weight_decay, sparsity_layer, batch) — widths not
