@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import KINKED, NETWORK_CASES, TOL, TOL_TRAJECTORY, rel_err
-from fusedae._base import engine_threads as pool_threads
+from fusedae._base import engine_threads
 from fusedae._native import engine
 from fusedae.reference import mlp, optim, philox
 from fusedae.reference.ops import ACTIVATIONS
@@ -280,7 +280,7 @@ OWN_GEMM = [SPARSE_X[0], SPARSE_X[2], SPARSE_X[3]]
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 @pytest.mark.parametrize("case", [CASES[i] for i in OWN_GEMM], ids=[CASE_IDS[i] for i in OWN_GEMM])
 def test_train_steps_through_the_own_gemm(case, opt, threads, rng):
-    with pool_threads(threads):
+    with engine_threads(threads):
         test_train_steps(case, opt, "float32", "avx512", rng)
 
 
@@ -365,7 +365,7 @@ def test_fit_epoch_with_a_dense_share_of_a_mostly_zero_batch(shuffle, optimizer,
     seed, rows, batch, sizes = 31, 150, 64, (301, 200, 301)
     spec = mlp.MLPSpec(sizes=sizes, activations=("sigmoid", "sigmoid"), sparsity_layer=1,
                        sparsity_target=0.2, sparsity_weight=0.5, weight_decay=1e-3)
-    with pool_threads(2):
+    with engine_threads(2):
         net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", dtype, 1e-3,
                              1, 0.2, 0.5)
         net.init_params(seed)
@@ -403,7 +403,7 @@ def test_in_order_epoch_is_its_train_steps_bit_for_bit(n_in, loss, threads, dtyp
     # that. 140 rows a batch: 70 per thread on two, so the last call of
     # each thread has a part of a fold.
     rows, batch, n_hidden = 500, 140, 64
-    with pool_threads(threads):
+    with engine_threads(threads):
         nets = []
         for _ in range(2):
             net = engine.Network([n_in, n_hidden, n_in], ["sigmoid", "sigmoid"], loss, dtype,
@@ -441,7 +441,7 @@ def test_train_step_whose_first_rows_mislead_the_probe(head, threads, dtype, isa
         density[start:start + 4] = head_density
     X = rng.uniform(0, 1, (batch, sizes[0]))
     X = np.where(rng.uniform(size=X.shape) < density, X, 0.0).astype(dtype)
-    with pool_threads(threads):
+    with engine_threads(threads):
         net = engine.Network(list(sizes), ["sigmoid", "sigmoid"], "squared_error", dtype, 1e-3,
                              1, 0.2, 0.5, isa=isa)
         net.init_params(9)
@@ -564,7 +564,7 @@ def test_non_finite_inputs_are_refused_on_every_thread_count(dtype, threads, rng
     # 300 × 256 inputs (76,800 elements) are scanned by the whole pool, each
     # thread a share of the rows (core/network.cpp): a NaN or infinity in any
     # share, at its first or last element, is found before anything is written.
-    with pool_threads(threads):
+    with engine_threads(threads):
         net = engine.Network([256, 32, 256], ["sigmoid", "sigmoid"], "squared_error", dtype,
                              0.0, 1, 0.1, 3.0)
         net.init_params(0)
@@ -592,7 +592,7 @@ def test_thread_counts_agree(dtype, rng):
     case = ((200, 90, 200), ("sigmoid", "sigmoid"), "squared_error", 1e-3, 1, 300)
     results = []
     for threads in (1, 2):
-        with pool_threads(threads):
+        with engine_threads(threads):
             spec, net, X, Y = make(case, dtype, "auto", np.random.default_rng(1))
             results.append((net.loss_and_gradient(X, Y), net.grads.copy()))
     assert abs(results[0][0] - results[1][0]) <= TOL[dtype] * abs(results[0][0])
