@@ -56,8 +56,11 @@ def fresh_copy(directory, scratch, name):
 
 def step_env(path):
     """bench/step.py's environment: the build at `path` first on PYTHONPATH,
-    OPENBLAS_CORETYPE removed."""
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
+    OPENBLAS_CORETYPE removed, and FUSEDAE_BENCH_BUILD naming `path`, so that
+    step.py refuses to time an engine from anywhere else (an editable install
+    of fusedae imports through a hook that comes before PYTHONPATH)."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(path),
+               FUSEDAE_BENCH_BUILD=os.path.abspath(path))
     env.pop("OPENBLAS_CORETYPE", None)
     return env
 

@@ -22,6 +22,7 @@ PyTorch and JAX use bench/cpu.py; this is the fast loop for measuring one
 change at a time, and bench/ab.py runs it alternately over two builds.
 """
 import argparse
+import os
 import sys
 import time
 
@@ -32,6 +33,19 @@ import _common
 _common.ensure_fusedae_importable()
 
 from fusedae._native import engine  # noqa: E402
+
+
+def check_build():
+    """Exit unless the engine is the build bench/ab.py named (FUSEDAE_BENCH_BUILD)."""
+    expected = os.environ.get("FUSEDAE_BENCH_BUILD")
+    if not expected:
+        return
+    import fusedae._native as native
+    loaded = os.path.realpath(native._engine.__file__)
+    if not loaded.startswith(os.path.realpath(expected) + os.sep):
+        sys.exit(f"bench/step.py: the engine was imported from {loaded}, not from the build "
+                 f"at {expected}: an editable install of fusedae comes before PYTHONPATH "
+                 f"(install it with `pip install .`, or uninstall it)")
 
 
 def main(argv=None):
@@ -59,6 +73,7 @@ def main(argv=None):
                         help="after the warm-up, read a count K per line on stdin, run K "
                              "calls and print their seconds (bench/ab.py --paired)")
     args = parser.parse_args(argv)
+    check_build()
     engine.set_num_threads(args.threads)
     build = generative if args.model != "sparse" else sparse
     step, per_call, describe, last_loss = build(args)

@@ -65,3 +65,15 @@ def test_a_directory_without_the_package_is_refused(tmp_path):
                           str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "expected a directory holding a fusedae package" in out.stderr
+
+
+def test_step_refuses_an_engine_from_elsewhere_than_the_named_build(tmp_path):
+    # bench/ab.py names each build in FUSEDAE_BENCH_BUILD; an engine imported
+    # from anywhere else (an editable install's import hook comes before
+    # PYTHONPATH) must not be timed as that build.
+    env = dict(os.environ, FUSEDAE_BENCH_BUILD=str(tmp_path))
+    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "step.py"), "64", "16",
+                          "64", "--steps", "1"], capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert out.returncode != 0
+    assert "not from the build at " + str(tmp_path) in out.stderr
