@@ -4,7 +4,9 @@
     python bench/ab.py ROUNDS "STEP ARGS" DIR_A [DIR_B ...]
 
 Each DIR is a directory holding a ``fusedae`` package (a copy of python/fusedae with that
-build's extension modules in it). Every process runs from a fresh copy of its DIR in a
+build's extension modules in it). fusedae must not be installed in editable mode in the
+environment that runs this: an editable install's import hook comes before PYTHONPATH,
+so every process would time the installed engine (bench/step.py refuses to). Every process runs from a fresh copy of its DIR in a
 temporary directory, with that copy first on PYTHONPATH and OPENBLAS_CORETYPE removed from
 the environment (docs/design.md). The copy matters: processes of one build loaded from
 the same files ran up to 4% faster or slower than those of an identical copy, in every
