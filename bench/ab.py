@@ -6,8 +6,8 @@
 Each DIR is a directory holding a ``fusedae`` package (a copy of python/fusedae with that
 build's extension modules in it). fusedae must not be installed in editable mode in the
 environment that runs this: an editable install's import hook comes before PYTHONPATH,
-so every process would time the installed engine (bench/step.py refuses to). Every process runs from a fresh copy of its DIR in a
-temporary directory, with that copy first on PYTHONPATH and OPENBLAS_CORETYPE removed from
+so every process would time the installed engine (bench/step.py refuses to). Every
+process runs from a fresh copy of its DIR in a temporary directory, with that copy first on PYTHONPATH and OPENBLAS_CORETYPE removed from
 the environment (docs/design.md). The copy matters: processes of one build loaded from
 the same files ran up to 4% faster or slower than those of an identical copy, in every
 set of processes (the files' pages in the page cache stay where they are, so whatever

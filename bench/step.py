@@ -40,8 +40,7 @@ def check_build():
     expected = os.environ.get("FUSEDAE_BENCH_BUILD")
     if not expected:
         return
-    import fusedae._native as native
-    loaded = os.path.realpath(native._engine.__file__)
+    loaded = os.path.realpath(engine.__file__)
     if not loaded.startswith(os.path.realpath(expected) + os.sep):
         sys.exit(f"bench/step.py: the engine was imported from {loaded}, not from the build "
                  f"at {expected}: an editable install of fusedae comes before PYTHONPATH "

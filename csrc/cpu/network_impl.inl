@@ -606,19 +606,18 @@ template <class T> class NetworkImpl final : public Network {
       // GEMM, as below); otherwise they are counted first. Either way the
       // choice is the count's over all the rows. Listing at once saves a
       // pass over rows that an epoch reads from memory.
+      auto list_share = [&] {
+        return list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0),
+                                 static_cast<T*>(nz_row_val_), nz_row_col_, nz_row_end_,
+                                 col_counts(tid));
+      };
       std::int64_t nnz = m * n0;
       bool listed = false;
       if (possible) {
         const std::int64_t probe = m < kProbeRows ? m : kProbeRows;
-        if (static_cast<double>(count_nonzeros(x + r0 * n0, probe * n0)) <=
-            kSparseDensity * static_cast<double>(probe * n0)) {
-          nnz = list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0),
-                                  static_cast<T*>(nz_row_val_), nz_row_col_, nz_row_end_,
-                                  col_counts(tid));
-          listed = true;
-        } else {
-          nnz = count_nonzeros(x + r0 * n0, m * n0);
-        }
+        listed = static_cast<double>(count_nonzeros(x + r0 * n0, probe * n0)) <=
+                 kSparseDensity * static_cast<double>(probe * n0);
+        nnz = listed ? list_share() : count_nonzeros(x + r0 * n0, m * n0);
       }
       const bool sparse =
           possible && static_cast<double>(nnz) <= kSparseDensity * static_cast<double>(m * n0);
@@ -634,9 +633,7 @@ template <class T> class NetworkImpl final : public Network {
         gemm_rows(x + r0 * n0, 1, dst, m, tid);
         return false;
       }
-      if (!listed)
-        list_row_nonzeros(x, nullptr, r0, r1, n0, nz_stride(n0), static_cast<T*>(nz_row_val_),
-                          nz_row_col_, nz_row_end_, col_counts(tid));
+      if (!listed) list_share();
     }
     sparse_times_dense(static_cast<const T*>(nz_row_val_), nz_row_col_, nz_row_end_,
                        nz_bounds(n0), r0, r1,
